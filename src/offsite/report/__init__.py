@@ -1,0 +1,1 @@
+"""Human-facing output: text tables, plots and the HTML report."""
