@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random models of each architecture, a character tokenizer, and the real embedded model."""
+"""Shared fixtures: each supported architecture, a character tokenizer, and the real embedded model."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from offsite.models.tiny import TINY_ARCHITECTURES, tiny_tokenizer
 
 @pytest.fixture(params=TINY_ARCHITECTURES)
 def architecture(request) -> str:
-    """Each supported architecture in turn."""
+    """Each supported architecture in turn (build the model with ``offsite.models.tiny.tiny_model``)."""
     return request.param
+
 
 @pytest.fixture
 def tokenizer():
     return tiny_tokenizer()
 
+
 @pytest.fixture(scope="session")
 def smollm2():
     """The real embedded model (SmolLM2-135M) and its tokenizer, loaded once per test session."""
     return load_model("smollm2-135m")
-
-__all__ = ["tiny_model"]
