@@ -1,5 +1,30 @@
-"""Emulators: clustering of layers, the layer map of each strategy, and bundles on disk."""
+"""Emulators: clustering of layers, the layer map of each strategy, building, adapters and bundles on disk."""
 
+from .adapter import apply_adapter, block_state, load_adapter, save_adapter
+from .build import build_emulator, tied_copy
+from .bundle import Bundle, export_bundle, load_bundle, load_emulator, read_manifest, save_bundle
 from .clustering import Clustering, Merge, cluster_adjacent
+from .layer_map import STRATEGIES, LayerMap, adapter_from_pads, build_layer_map, validate_adapter_layers
 
-__all__ = ["Clustering", "Merge", "cluster_adjacent"]
+__all__ = [
+    "STRATEGIES",
+    "Bundle",
+    "Clustering",
+    "LayerMap",
+    "Merge",
+    "adapter_from_pads",
+    "apply_adapter",
+    "block_state",
+    "build_emulator",
+    "build_layer_map",
+    "cluster_adjacent",
+    "export_bundle",
+    "load_adapter",
+    "load_bundle",
+    "load_emulator",
+    "read_manifest",
+    "save_adapter",
+    "save_bundle",
+    "tied_copy",
+    "validate_adapter_layers",
+]

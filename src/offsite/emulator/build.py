@@ -1,0 +1,41 @@
+"""Turning a base model into an emulator in memory: select blocks by the layer map, tie shared positions."""
+
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+from transformers import PreTrainedModel
+
+from ..models import get_blocks, set_blocks
+from .layer_map import LayerMap
+
+
+def tied_copy(module: nn.Module) -> nn.Module:
+    """A new module object whose parameters and buffers are the very tensors of ``module`` (tied, stored once).
+
+    Plain attributes (such as an attention's ``layer_idx``) are copied, so each copy can have its own.
+    """
+    clone = copy.copy(module)
+    clone._parameters = dict(module._parameters)
+    clone._buffers = dict(module._buffers)
+    clone._modules = {name: tied_copy(child) for name, child in module._modules.items()}
+    return clone
+
+
+def build_emulator(model: PreTrainedModel, layer_map: LayerMap) -> PreTrainedModel:
+    """Rebuild ``model`` in place as the emulator of ``layer_map`` and return it.
+
+    The first position a block fills gets the block itself; every further position gets a tied copy.
+    Removed blocks are dropped (and freed once nothing else refers to them).
+    """
+    if len(get_blocks(model)) != layer_map.num_layers:
+        raise ValueError(f"layer map is for {layer_map.num_layers} layers, model has {len(get_blocks(model))}")
+    original = list(get_blocks(model))
+    placed: set[int] = set()
+    blocks = []
+    for source in layer_map.emulator_sources:
+        blocks.append(tied_copy(original[source]) if source in placed else original[source])
+        placed.add(source)
+    set_blocks(model, blocks, layer_map.emulator_sources)
+    return model
