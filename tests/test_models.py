@@ -1,0 +1,105 @@
+"""Model loading and the per-architecture layout, on tiny random models of every architecture and the real model."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from offsite import OffsiteError
+from offsite.models import (
+    check_layer_index,
+    final_norm,
+    get_blocks,
+    lm_head,
+    load_model,
+    model_summary,
+    num_layers,
+    set_blocks,
+)
+from offsite.models.fingerprint import fingerprint
+from offsite.models.tiny import tiny_model
+
+TEXT = "The quick brown fox jumps over the lazy dog near the river bank at dawn."
+
+
+def test_layout_reaches_blocks_norm_and_head(architecture, tokenizer):
+    model = tiny_model(architecture, num_layers=5)
+    ids = tokenizer([TEXT], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True)
+        # The last hidden state is the final norm's output; the head applied to it gives the logits.
+        by_hand = lm_head(model)(out.hidden_states[-1])
+    assert num_layers(model) == 5 == len(out.hidden_states) - 1
+    assert torch.allclose(by_hand, out.logits, atol=1e-5)
+    assert isinstance(final_norm(model), torch.nn.Module)
+
+
+def test_set_blocks_runs_the_chosen_blocks_with_cache(architecture, tokenizer):
+    model = tiny_model(architecture, num_layers=6)
+    ids = tokenizer([TEXT], return_tensors="pt")["input_ids"]
+    blocks = list(get_blocks(model))
+    set_blocks(model, [blocks[0], blocks[3], blocks[5]], [0, 3, 5])
+    assert num_layers(model) == 3 and model.config.num_hidden_layers == 3
+    assert get_blocks(model)[1] is blocks[3]
+    with torch.no_grad():
+        cached = model.generate(ids, max_new_tokens=6, do_sample=False)
+        uncached = model.generate(ids, max_new_tokens=6, do_sample=False, use_cache=False)
+    assert torch.equal(cached, uncached)
+
+
+def test_set_blocks_slices_gemma3_layer_types():
+    model = tiny_model("gemma3_text", num_layers=6)
+    types = list(model.config.layer_types)
+    blocks = list(get_blocks(model))
+    set_blocks(model, [blocks[1], blocks[2], blocks[4]], [1, 2, 4])
+    assert model.config.layer_types == [types[1], types[2], types[4]]
+
+
+def test_set_blocks_refuses_the_same_module_twice():
+    model = tiny_model("llama", num_layers=4)
+    block = get_blocks(model)[0]
+    with pytest.raises(ValueError, match="own module object"):
+        set_blocks(model, [block, block], [0, 0])
+
+
+def test_bad_layer_index_is_a_clear_error():
+    model = tiny_model("gpt2", num_layers=4)
+    assert check_layer_index(model, 3) == 3
+    with pytest.raises(OffsiteError, match="layers 0..3"):
+        check_layer_index(model, 4)
+
+
+def test_fingerprint_tells_models_apart():
+    assert fingerprint(tiny_model("llama", seed=0)) == fingerprint(tiny_model("llama", seed=0))
+    assert fingerprint(tiny_model("llama", seed=0)) != fingerprint(tiny_model("llama", seed=1))
+
+
+@pytest.mark.parametrize("name", ["no-such-model", "/nonexistent/model/dir", "./missing.gguf"])
+def test_unknown_model_is_a_clear_error(name):
+    with pytest.raises(OffsiteError):
+        load_model(name)
+
+
+def _perplexity(model, ids: torch.Tensor) -> float:
+    with torch.no_grad():
+        return math.exp(model(ids, labels=ids).loss.item())
+
+
+@pytest.mark.real
+def test_embedded_model_has_real_weights(smollm2):
+    model, tokenizer = smollm2
+    summary = model_summary(model)
+    assert summary["num_layers"] == 30 and summary["hidden_size"] == 576
+    assert 130e6 < summary["num_parameters"] < 140e6
+    paragraph = (
+        "The city council met on Tuesday evening to discuss the new budget. Several residents spoke about "
+        "the need for better roads and more frequent buses, while others asked the council to protect the "
+        "parks along the river. After a long debate, the members agreed to vote on the plan next month."
+    )
+    ids = tokenizer(paragraph, return_tensors="pt")["input_ids"]
+    shuffled = ids[:, torch.tensor(random.Random(0).sample(range(ids.shape[1]), ids.shape[1]))]
+    ordered, scrambled = _perplexity(model, ids), _perplexity(model, shuffled)
+    assert ordered < 30 and scrambled > 10 * ordered
