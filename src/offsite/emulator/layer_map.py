@@ -111,6 +111,21 @@ def nearest_kept(position: int, kept: Sequence[int]) -> int:
     return min(kept, key=lambda layer: (abs(layer - position), layer))
 
 
+def check_request(
+    strategy: str, num_layers: int, adapter_layers: Sequence[int], keep: int
+) -> tuple[tuple[int, ...], list[int]]:
+    """Validate a request before any costly work; return the sorted adapter and the non-adapter candidates."""
+    if strategy not in STRATEGIES:
+        raise OffsiteError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    adapter = validate_adapter_layers(list(adapter_layers), num_layers)
+    candidates = [layer for layer in range(num_layers) if layer not in adapter]
+    if not 1 <= keep <= len(candidates):
+        raise OffsiteError(
+            f"--keep {keep} is not possible: choose 1..{len(candidates)} (the non-adapter layers of this model)"
+        )
+    return adapter, candidates
+
+
 def build_layer_map(
     strategy: str,
     num_layers: int,
@@ -122,14 +137,7 @@ def build_layer_map(
 
     ``similarity`` (L×L, e.g. linear CKA between block outputs) is required by the CRaSh strategies.
     """
-    if strategy not in STRATEGIES:
-        raise OffsiteError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
-    adapter = validate_adapter_layers(list(adapter_layers), num_layers)
-    candidates = [layer for layer in range(num_layers) if layer not in adapter]
-    if not 1 <= keep <= len(candidates):
-        raise OffsiteError(
-            f"--keep {keep} is not possible: choose 1..{len(candidates)} (the non-adapter layers of this model)"
-        )
+    adapter, candidates = check_request(strategy, num_layers, adapter_layers, keep)
     clustering = None
     if strategy == "uniform":
         kept = uniform_keep(candidates, keep)
