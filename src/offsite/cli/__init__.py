@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..errors import OffsiteError
 
-COMMAND_MODULES = ["inspect"]
+COMMAND_MODULES = ["inspect", "analyze", "emulate", "evaluate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # transformers' own per-load progress bars drown ours; warnings and errors still show.
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
     try:
         return args.func(args) or 0
     except OffsiteError as exc:
