@@ -1,0 +1,193 @@
+"""Zero-shot multiple choice by log-likelihood, as lm-evaluation-harness scores it, with each prompt run once.
+
+Every choice is tokenised with :func:`offsite.data.encoding.encode_pair`, as the harness tokenises it. The fast
+path runs each distinct prompt once, keeps its KV cache, copies the cache once per choice and scores all the
+choices' continuation tokens in one more forward pass; the fallback runs prompt + continuation per choice, as the
+harness does. Both are batched, longest first, and give the same log-likelihoods up to float rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from ..data import MultipleChoiceExample
+from ..data.encoding import encode_pair
+from ..errors import OffsiteError
+from ..models import get_blocks
+from .forward import (
+    eval_mode,
+    forward,
+    padded_positions,
+    model_device,
+    model_max_length,
+    pad_rows,
+    sum_target_logprobs,
+    token_logprobs,
+)
+from .scores import ChoiceScores, TaskScores
+
+Pair = tuple[tuple[int, ...], tuple[int, ...]]  # (context ids, continuation ids)
+
+
+def supports_prompt_reuse(model: nn.Module) -> bool:
+    """Whether ``model``'s KV cache can be reused across choices.
+
+    The cache is indexed by each attention module's ``layer_idx``, so every block must be its own module whose
+    ``layer_idx`` is its position. A module object placed at several positions (layer sharing by reference) would
+    write its keys into one cache slot several times; such models take the per-choice path. Blocks that are
+    distinct modules with tied parameters are fine.
+    """
+    try:
+        blocks = list(get_blocks(model))
+    except OffsiteError:
+        return False
+    if len({id(block) for block in blocks}) != len(blocks):
+        return False
+    for position, block in enumerate(blocks):
+        indices = {m.layer_idx for m in block.modules() if hasattr(m, "layer_idx")}
+        if indices != {position}:
+            return False
+    return True
+
+
+def encode_choices(tokenizer: PreTrainedTokenizerBase, example: MultipleChoiceExample, max_length: int) -> list[Pair]:
+    """Context and continuation ids of each choice; as in the harness, a context too long for the model loses its
+    first tokens so that context + continuation fit in ``max_length`` + 1 tokens (the last one is only predicted)."""
+    pairs = []
+    for index in range(len(example.choices)):
+        context, continuation = encode_pair(tokenizer, example.prompt, example.continuation(index))
+        if len(continuation) > max_length:
+            raise OffsiteError(f"choice {index} of prompt {example.prompt[:40]!r} is longer than the model's {max_length} tokens")
+        keep = max_length + 1 - len(continuation)
+        pairs.append((tuple(context[-keep:]), tuple(continuation)))
+    return pairs
+
+
+def _batches(items: Sequence[int], sizes: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Consecutive runs of ``items`` whose ``sizes`` add up to at most ``batch_size`` (at least one item each)."""
+    batch: list[int] = []
+    total = 0
+    for item, size in zip(items, sizes):
+        if batch and total + size > batch_size:
+            yield batch
+            batch, total = [], 0
+        batch.append(item)
+        total += size
+    if batch:
+        yield batch
+
+
+def _score_reusing_prompts(
+    model: nn.Module, encoded: list[list[Pair]], batch_size: int, advance: Callable[[int], object]
+) -> list[list[float]]:
+    """Log-likelihoods per example and choice, running each distinct context once per batch."""
+    device = model_device(model)
+    scores = [[0.0] * len(pairs) for pairs in encoded]
+    order = sorted(range(len(encoded)), key=lambda i: -max(len(c) + len(t) for c, t in encoded[i]))
+    for batch in _batches(order, [len(encoded[i]) for i in order], batch_size):
+        prompts: dict[tuple[int, ...], int] = {}
+        rows = []  # (example, choice, prompt row, continuation)
+        for i in batch:
+            for j, (context, continuation) in enumerate(encoded[i]):
+                rows.append((i, j, prompts.setdefault(context, len(prompts)), continuation))
+
+        ids, prompt_mask = pad_rows(list(prompts), "left", device)
+        prefill = forward(model, ids, prompt_mask, padded_positions(prompt_mask), keep=1, use_cache=True)
+        # The prompt's last position predicts every choice's first token.
+        source = torch.tensor([r for _, _, r, _ in rows], device=device)
+        first = torch.tensor([t[0] for _, _, _, t in rows], device=device)
+        totals = token_logprobs(prefill.logits[source, -1], first)
+
+        longer = [k for k, (_, _, _, t) in enumerate(rows) if len(t) > 1]
+        if longer:
+            cache = prefill.past_key_values
+            cache.reorder_cache(source[longer])  # one copy of the prompt's keys and values per choice
+            ids, mask = pad_rows([rows[k][3][:-1] for k in longer], "right", device)
+            targets, _ = pad_rows([rows[k][3][1:] for k in longer], "right", device)
+            prompt_lengths = prompt_mask.sum(1)[source[longer]]
+            # Padding repeats the row's last position, which stays within the model's range.
+            positions = prompt_lengths[:, None] + padded_positions(mask)
+            logits = forward(model, ids, torch.cat([prompt_mask[source[longer]], mask], 1), positions, cache=cache).logits
+            rest = torch.where(mask.bool(), token_logprobs(logits, targets), 0.0).sum(1)
+            totals[longer] += rest
+
+        for (i, j, _, _), total in zip(rows, totals.tolist()):
+            scores[i][j] = total
+        advance(len(batch))
+    return scores
+
+
+def _score_each_choice(
+    model: nn.Module, encoded: list[list[Pair]], batch_size: int, advance: Callable[[int], object]
+) -> list[list[float]]:
+    """Log-likelihoods per example and choice, running context + continuation for every choice (the harness's way)."""
+    scores = [[0.0] * len(pairs) for pairs in encoded]
+    requests = [(i, j, c, t) for i, pairs in enumerate(encoded) for j, (c, t) in enumerate(pairs)]
+    requests.sort(key=lambda r: -(len(r[2]) + len(r[3])))
+    for start in range(0, len(requests), batch_size):
+        batch = requests[start:start + batch_size]
+        # The last continuation token is only predicted, never fed.
+        totals = sum_target_logprobs(model, [(c + t)[:-1] for _, _, c, t in batch], [t for _, _, _, t in batch])
+        for (i, j, _, _), total in zip(batch, totals.tolist()):
+            scores[i][j] = total
+        # Count whole examples, as the prompt-reusing path does.
+        advance(sum(1 for i, j, _, _ in batch if j == len(encoded[i]) - 1))
+    return scores
+
+
+def score_choices(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[MultipleChoiceExample],
+    *,
+    batch_size: int = 32,
+    reuse_prompt: bool | None = None,
+    progress: bool = True,
+) -> list[ChoiceScores]:
+    """Each example's summed log-probability of every choice's continuation given its prompt.
+
+    ``batch_size`` counts (prompt, choice) sequences per forward pass, as the harness's batch size does; an
+    example's choices are never split across batches on the prompt-reusing path. ``reuse_prompt``: None picks
+    the prompt-reusing path when :func:`supports_prompt_reuse`, False forces the per-choice path. ``model`` may
+    be in train mode; it is restored afterwards.
+    """
+    if batch_size < 1:
+        raise OffsiteError(f"batch size must be at least 1, got {batch_size}")
+    if not examples:
+        raise OffsiteError("no examples to score")
+    reusable = supports_prompt_reuse(model)
+    if reuse_prompt and not reusable:
+        raise OffsiteError("this model's KV cache cannot be reused across choices (see supports_prompt_reuse)")
+    max_length = model_max_length(model)
+    encoded = [encode_choices(tokenizer, example, max_length) for example in examples]
+    score = _score_reusing_prompts if (reusable if reuse_prompt is None else reuse_prompt) else _score_each_choice
+    with tqdm(total=len(examples), desc="scoring choices", unit="ex", disable=not progress) as bar, eval_mode(model):
+        loglikelihoods = score(model, encoded, batch_size, bar.update)
+    return [
+        ChoiceScores(
+            loglikelihoods=tuple(lls),
+            num_tokens=tuple(len(t) for _, t in pairs),
+            choice_lengths=tuple(len(choice) for choice in example.choices),
+            gold=example.gold,
+        )
+        for example, pairs, lls in zip(examples, encoded, loglikelihoods)
+    ]
+
+
+def evaluate_multiple_choice(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[MultipleChoiceExample],
+    *,
+    batch_size: int = 32,
+    reuse_prompt: bool | None = None,
+    progress: bool = True,
+) -> TaskScores:
+    """``acc``, ``acc_norm``, their standard errors and the gold answers' perplexity over ``examples``."""
+    scores = score_choices(model, tokenizer, examples, batch_size=batch_size, reuse_prompt=reuse_prompt, progress=progress)
+    return TaskScores.from_choice_scores(scores)
