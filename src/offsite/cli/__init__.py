@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..errors import OffsiteError
 
-COMMAND_MODULES = ["inspect", "analyze", "emulate", "evaluate"]
+COMMAND_MODULES = ["inspect", "analyze", "emulate", "evaluate", "finetune"]
 
 
 def build_parser() -> argparse.ArgumentParser:

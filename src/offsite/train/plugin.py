@@ -1,0 +1,53 @@
+"""Plug-in: the model owner writes a fine-tuned adapter into the full model; nothing else changes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..emulator import apply_adapter, load_adapter
+from ..emulator.adapter import adapter_layers_of
+from ..errors import OffsiteError
+from ..models import load_model, num_layers
+from ..models.fingerprint import fingerprint
+from ..paths import atomic_path, write_json
+
+PLUGIN_RECORD = "offsite_plugin.json"
+
+
+def adapter_path(run: str | os.PathLike) -> Path:
+    """The adapter file of a run directory (or ``run`` itself when it is a file)."""
+    run = Path(run)
+    if run.is_dir():
+        if not (run / "adapter.safetensors").is_file() and (run / "model").is_dir():
+            raise OffsiteError(f"{run} trained all weights; its model is {run / 'model'}, there is no adapter to plug in")
+        return run / "adapter.safetensors"
+    return run
+
+
+def plugin(model: str, run: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write the full ``model`` with the adapter of ``run`` in its blocks to ``out``, a directory that
+    ``AutoModelForCausalLM.from_pretrained`` loads. Refuses an adapter made for another model, or one whose
+    layers, names, shapes or dtypes do not fit, or that holds non-finite values; ``out`` appears only when complete.
+    """
+    path = adapter_path(run)
+    tensors, metadata = load_adapter(path)
+    base, tokenizer = load_model(model)
+    expected = fingerprint(base)
+    if metadata.get("base_fingerprint") != expected:
+        raise OffsiteError(
+            f"adapter {path} was made for another model (fingerprint {metadata.get('base_fingerprint')}), "
+            f"not {model} ({expected})"
+        )
+    layers = adapter_layers_of(tensors)
+    depth = num_layers(base)
+    if not all(0 <= layer < depth for layer in layers):
+        raise OffsiteError(f"adapter covers layers {list(layers)} but {model} has layers 0..{depth - 1}")
+    apply_adapter(base, tensors, {layer: layer for layer in layers})
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        base.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / PLUGIN_RECORD, {"model": model, "adapter": str(path), "base_fingerprint": expected,
+                                         "adapter_layers": list(layers)})
+    return out
