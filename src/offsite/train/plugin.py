@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from transformers import PreTrainedModel
+
 from ..emulator import apply_adapter, load_adapter
 from ..emulator.adapter import adapter_layers_of
 from ..errors import OffsiteError
@@ -25,29 +27,37 @@ def adapter_path(run: str | os.PathLike) -> Path:
     return run
 
 
-def plugin(model: str, run: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Write the full ``model`` with the adapter of ``run`` in its blocks to ``out``, a directory that
-    ``AutoModelForCausalLM.from_pretrained`` loads. Refuses an adapter made for another model, or one whose
-    layers, names, shapes or dtypes do not fit, or that holds non-finite values; ``out`` appears only when complete.
+def plug_into(base: PreTrainedModel, run: str | os.PathLike, name: str = "the base model") -> tuple[tuple[int, ...], str]:
+    """Write the adapter of ``run`` into ``base`` in place; return its layers and the base's fingerprint. Refuses an adapter made for
+    another model, or one whose layers, names, shapes or dtypes do not fit, or that holds non-finite values.
     """
     path = adapter_path(run)
     tensors, metadata = load_adapter(path)
-    base, tokenizer = load_model(model)
     expected = fingerprint(base)
     if metadata.get("base_fingerprint") != expected:
         raise OffsiteError(
             f"adapter {path} was made for another model (fingerprint {metadata.get('base_fingerprint')}), "
-            f"not {model} ({expected})"
+            f"not {name} ({expected})"
         )
     layers = adapter_layers_of(tensors)
     depth = num_layers(base)
     if not all(0 <= layer < depth for layer in layers):
-        raise OffsiteError(f"adapter covers layers {list(layers)} but {model} has layers 0..{depth - 1}")
+        raise OffsiteError(f"adapter covers layers {list(layers)} but {name} has layers 0..{depth - 1}")
     apply_adapter(base, tensors, {layer: layer for layer in layers})
+    return layers, expected
+
+
+def plugin(model: str, run: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write the full ``model`` with the adapter of ``run`` in its blocks to ``out``, a directory that
+    ``AutoModelForCausalLM.from_pretrained`` loads (see :func:`plug_into` for what is refused); ``out`` appears
+    only when complete.
+    """
+    base, tokenizer = load_model(model)
+    layers, base_fingerprint = plug_into(base, run, model)
     out = Path(out)
     with atomic_path(out) as tmp:
         base.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_json(tmp / PLUGIN_RECORD, {"model": model, "adapter": str(path), "base_fingerprint": expected,
-                                         "adapter_layers": list(layers)})
+        write_json(tmp / PLUGIN_RECORD, {"model": model, "adapter": str(adapter_path(run)),
+                                         "base_fingerprint": base_fingerprint, "adapter_layers": list(layers)})
     return out
