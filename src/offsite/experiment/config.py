@@ -1,0 +1,119 @@
+"""The settings of a five-row experiment (``offsite experiment CONFIG.yaml``), read from YAML and checked up front."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import yaml
+
+from ..emulator.create import SimilaritySource
+from ..emulator.layer_map import STRATEGIES
+from ..errors import OffsiteError
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How each adapter is fine-tuned. Model selection uses ``select_split`` (never the evaluation split)."""
+
+    split: str = "train"
+    limit: int | None = 512
+    select_split: str = "validation"
+    select_limit: int | None = 100
+    epochs: int = 1
+    lr: float = 1e-4
+    batch_size: int = 8
+    warmup: float = 0.1
+    eval_every: int = 0
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Where the five rows are scored."""
+
+    split: str = "test"
+    limit: int | None = 500
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A model, tasks, emulator strategies of one size with one adapter, and seeds.
+
+    ``full_ft`` is what "Full FT" trains on the full model: ``adapter`` (the same adapter layers, the
+    upper bound of plug-in) or ``all`` (every weight).
+    """
+
+    model: str = "smollm2-135m"
+    tasks: tuple[str, ...] = ("arc_easy",)
+    strategies: tuple[str, ...] = ("uniform", "crash")
+    keep: int = 6
+    adapter: tuple[int, int] = (2, 2)
+    adapter_layers: tuple[int, ...] | None = None
+    seeds: tuple[int, ...] = (0,)
+    full_ft: str = "adapter"
+    metric: str = "acc"
+    similarity: SimilaritySource = field(default_factory=SimilaritySource)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise OffsiteError(f"unknown strategy {unknown[0]!r}; choose from: {', '.join(STRATEGIES)}")
+        if not self.tasks or not self.strategies or not self.seeds:
+            raise OffsiteError("an experiment needs at least one task, one strategy and one seed")
+        if self.full_ft not in ("adapter", "all"):
+            raise OffsiteError(f"full_ft must be 'adapter' or 'all', got {self.full_ft!r}")
+        if self.metric not in ("acc", "acc_norm"):
+            raise OffsiteError(f"metric must be 'acc' or 'acc_norm', got {self.metric!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types (lists, not tuples), so a saved config compares equal to a fresh one."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+def _section(cls, data: Any, name: str):
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise OffsiteError(f"experiment config: '{name}' must be a mapping")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise OffsiteError(f"experiment config: unknown key '{name}.{unknown[0]}'; known: {', '.join(sorted(known))}")
+    return cls(**data)
+
+
+def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """An :class:`ExperimentConfig` from a parsed YAML mapping (lists become tuples; unknown keys are errors)."""
+    if not isinstance(data, dict):
+        raise OffsiteError("experiment config must be a YAML mapping")
+    known = {f.name for f in fields(ExperimentConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise OffsiteError(f"experiment config: unknown key '{unknown[0]}'; known: {', '.join(sorted(known))}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    for key in ("tasks", "strategies", "seeds"):
+        if isinstance(values.get(key), (str, int)):
+            values[key] = (values[key],)
+    values["similarity"] = _section(SimilaritySource, data.get("similarity"), "similarity")
+    values["train"] = _section(TrainSettings, data.get("train"), "train")
+    values["eval"] = _section(EvalSettings, data.get("eval"), "eval")
+    try:
+        return ExperimentConfig(**values)
+    except TypeError as exc:
+        raise OffsiteError(f"experiment config: {exc}") from None
+
+
+def load_experiment_config(path: str | os.PathLike) -> ExperimentConfig:
+    """Read an experiment config from a YAML file."""
+    if not os.path.isfile(path):
+        raise OffsiteError(f"experiment config not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        raise OffsiteError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    return experiment_from_dict(data)
