@@ -42,7 +42,8 @@ class ExperimentConfig:
     """A model, tasks, emulator strategies of one size with one adapter, and seeds.
 
     ``full_ft`` is what "Full FT" trains on the full model: ``adapter`` (the same adapter layers, the
-    upper bound of plug-in) or ``all`` (every weight).
+    upper bound of plug-in) or ``all`` (every weight). ``similarity_file`` (a ``similarity.json`` from
+    ``offsite analyze``) replaces measuring CKA on ``similarity`` for the CRaSh strategies.
     """
 
     model: str = "smollm2-135m"
@@ -55,6 +56,7 @@ class ExperimentConfig:
     full_ft: str = "adapter"
     metric: str = "acc"
     similarity: SimilaritySource = field(default_factory=SimilaritySource)
+    similarity_file: str | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
 

@@ -82,7 +82,8 @@ class Experiment:
             model, tokenizer = self.base()
             emulator = EmulatorConfig(strategy, self.config.keep, self.config.adapter, self.config.adapter_layers,
                                       self.config.similarity)
-            layer_map, _ = create_bundle(model, tokenizer, emulator, path, self.config.model)
+            layer_map, _ = create_bundle(model, tokenizer, emulator, path, self.config.model,
+                                         self.config.similarity_file)
             self.log(f"   layer map: {layer_map.describe()}")
         return path
 
