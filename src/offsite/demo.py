@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from .emulator import LayerMap, read_manifest
 from .emulator.create import SimilaritySource
-from .experiment import EvalSettings, ExperimentConfig, TrainSettings, run_experiment
+from .experiment import EvalSettings, Experiment, ExperimentConfig, TrainSettings, run_experiment
 from .experiment.table import GAP
 from .paths import read_json
 from .report.html import image_tag, markdown_table_html, table_html, write_report
@@ -122,10 +122,11 @@ def run_demo(out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
     maps = {s: LayerMap.from_json(read_manifest(experiment_dir / "bundles" / s)["layer_map"])
             for s in config.strategies}
     save_layer_maps(maps, out / "layer_maps.png")
+    experiment = Experiment(config, experiment_dir, log)
     curves = {}
-    for name in (*config.strategies, "full"):
-        metrics = experiment_dir / "runs" / settings.task / f"seed{settings.seed}" / name / "metrics.jsonl"
-        curves[name if name != "full" else "full model"] = [json.loads(line) for line in metrics.open()]
+    for strategy in (*config.strategies, None):
+        metrics = experiment.run_dir(config.tasks[0], settings.seed, strategy) / "metrics.jsonl"
+        curves[strategy or "full model"] = [json.loads(line) for line in metrics.open()]
     save_training_curves(curves, out / "training_curves.png")
     stage(4, "report")
     timings.append(("end", time.perf_counter()))
