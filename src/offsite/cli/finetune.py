@@ -26,7 +26,8 @@ data (--task): a registered task (offsite tasks), a .jsonl file of {"prompt","ch
 the run directory RUN gets adapter.safetensors (model/ with --all-weights), manifest.json and metrics.jsonl;
   the adapter kept is the one with the best validation score on the model being trained (the emulator).
   Interrupted? Run the same command again: it resumes from RUN/checkpoint and ends with the same adapter.
-  Several processes: accelerate launch --num_processes N -m offsite finetune ... (--batch-size is per process).
+  Several processes (--batch-size is per process): accelerate launch --multi_gpu --num_processes N -m offsite
+  finetune ...; on CPUs only, set ACCELERATE_USE_CPU=1 (gloo) for the same command.
 Layers are numbered from 0 (the first transformer block)."""
 
 

@@ -132,6 +132,8 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     Works unchanged under ``accelerate launch`` with several processes; only the main process writes files.
     """
     out = Path(config.out)
+    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise OffsiteError("--mixed-precision fp16 needs a GPU; on the CPU use bf16 or no")
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     main = accelerator.is_main_process
     set_seed(config.seed)
