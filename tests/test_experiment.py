@@ -78,6 +78,7 @@ def test_other_settings_in_the_same_directory_are_refused(setup, tmp_path):
         ("colour: blue\n", "unknown key 'colour'"),
         ("train: {epochz: 2}\n", "unknown key 'train.epochz'"),
         ("tasks: [\n", "not valid YAML"),
+        ("eval: {split: validation}\n", "selected on the split they are scored on"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, text, message):

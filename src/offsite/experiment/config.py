@@ -68,6 +68,9 @@ class ExperimentConfig:
             raise OffsiteError("an experiment needs at least one task, one strategy and one seed")
         if self.full_ft not in ("adapter", "all"):
             raise OffsiteError(f"full_ft must be 'adapter' or 'all', got {self.full_ft!r}")
+        if self.train.select_split == self.eval.split:
+            raise OffsiteError(f"adapters would be selected on the split they are scored on ({self.eval.split}); "
+                               "use another train.select_split or eval.split")
         if self.metric not in ("acc", "acc_norm"):
             raise OffsiteError(f"metric must be 'acc' or 'acc_norm', got {self.metric!r}")
 
