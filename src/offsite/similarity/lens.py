@@ -39,8 +39,8 @@ def kl_to_final(final_logprobs: torch.Tensor, logits: torch.Tensor) -> torch.Ten
 
 
 def display_token(tokenizer: PreTrainedTokenizerBase, token_id: int) -> str:
-    """A token as readable text: decoded, with newlines and tabs escaped so that a grid cell stays one line."""
-    return tokenizer.decode([token_id]).replace("\n", "\\n").replace("\t", "\\t")
+    """A token as readable text: decoded, with control characters escaped (``\\n``) so that a grid cell stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in tokenizer.decode([token_id]))
 
 
 @dataclass(frozen=True)
