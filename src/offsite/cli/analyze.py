@@ -132,7 +132,7 @@ def run_lens(args: argparse.Namespace) -> None:
     save_lens_grid(out / "lens.png", grid.input_tokens, grid.top_tokens, grid.probabilities,
                    f"{args.model}: {grid.kind} lens")
     rows = [
-        {"layer": layer, "top-1 at last position": repr(grid.top_tokens[layer][-1]),
+        {"layer": layer, "top-1 at last position": f"'{grid.top_tokens[layer][-1]}'",
          "probability": float(grid.probabilities[layer, -1]), "KL to final": float(grid.kl_to_final[layer])}
         for layer in range(len(grid.top_tokens))
     ]
