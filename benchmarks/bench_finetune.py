@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
-    parser.add_argument("--warmup-steps", type=int, default=1)
+    parser.add_argument("--warmup-steps", type=int, default=3, help="untimed first steps (the first ones are slow)")
     parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--json", action="store_true", help="print JSON rows")
