@@ -111,6 +111,11 @@ def test_encode_pair_splits_where_the_prompt_ends(tokenizer):
     assert tokenizer.decode(continuation) == " 2"
 
 
+def test_encode_pair_gives_an_empty_prompt_the_bos_token(tokenizer):
+    context, continuation = encode_pair(tokenizer, "", "abc")
+    assert context == [tokenizer.bos_token_id] and tokenizer.decode(continuation) == "abc"
+
+
 def test_encode_pair_matches_whole_tokenisation_on_real_tokenizer(smollm2):
     _, tokenizer = smollm2
     prompt, continuation = "Question: Which gas do plants absorb?\nAnswer:", " carbon dioxide"
