@@ -32,10 +32,10 @@ class DemoSettings:
     keep: int = 6
     adapter: tuple[int, int] = (2, 2)
     similarity_limit: int = 128
-    train_limit: int = 512
-    select_limit: int = 100
+    train_limit: int = 384
+    select_limit: int = 60
     eval_split: str = "test"
-    eval_limit: int = 500
+    eval_limit: int = 200
     epochs: int = 1
     lr: float = 1e-4
     batch_size: int = 8
