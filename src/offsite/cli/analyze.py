@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from ..errors import OffsiteError
+from ..evaluate.targets import load_target
 from ..models import load_model
 from ..paths import write_json
 from ..report.table import format_table
@@ -52,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="logit or tuned lens: each layer's top-1 next token at every position",
         description=f"Each layer's prediction for the next token, as a grid and JSON; {LAYERS_NOTE}.",
     )
-    lens.add_argument("model", help="alias, local directory, .gguf file or hub name")
+    lens.add_argument("model", help="alias, local directory, .gguf file, hub name, or bundle (its emulator)")
     lens.add_argument("--text", required=True, help="the text to read the layers on")
     lens.add_argument("--kind", choices=LENS_KINDS, default="logit", help="logit lens, or tuned lens (default: logit)")
     lens.add_argument("--out", required=True, help="output directory")
@@ -110,7 +111,7 @@ def run_lens(args: argparse.Namespace) -> None:
 
     if args.translators and args.kind != "tuned":
         raise OffsiteError("--translators only applies to --kind tuned")
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_target(args.model)
     out = Path(args.out)
     tuned, training = None, None
     if args.kind == "tuned" and args.translators:

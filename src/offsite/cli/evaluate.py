@@ -9,7 +9,7 @@ import torch
 from ..data import load_examples, load_text
 from ..errors import OffsiteError
 from ..evaluate import EvalConfig, run_evaluation
-from ..models import load_model
+from ..evaluate.targets import load_target
 from ..paths import write_json
 from ..report.table import format_table
 
@@ -21,7 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score a model zero-shot as lm-evaluation-harness does: acc and acc_norm per task (with standard "
         "errors) and the perplexity of the gold answers; and the token-level perplexity of text files.",
     )
-    parser.add_argument("target", help="model: alias, local directory, .gguf file or hub name")
+    parser.add_argument("target", help="model (alias, local directory, .gguf file or hub name) or bundle directory "
+                        "(scores its emulator)")
+    parser.add_argument("--adapter", metavar="RUN", help="fine-tuned adapter (run directory or file): inside the "
+                        "bundle's emulator, or plugged into the model")
     parser.add_argument("--tasks", help="comma-separated task names or .jsonl files (see `offsite tasks`)")
     parser.add_argument("--split", default="validation", help="task split (default: validation)")
     parser.add_argument("--limit", type=int, help="score only the first N examples of each task")
@@ -47,7 +50,7 @@ def run_eval(args: argparse.Namespace) -> None:
     tasks = {name: load_examples(name, args.split, args.limit) for name in task_names}
     texts = {path: load_text(path) for path in args.text}
     config = EvalConfig(batch_size=args.batch_size, text_batch_size=args.text_batch_size, window=args.window, stride=args.stride)
-    model, tokenizer = load_model(args.target)
+    model, tokenizer = load_target(args.target, args.adapter)
     try:
         model.to(args.device)
     except (RuntimeError, AssertionError) as exc:
