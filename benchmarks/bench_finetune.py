@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from offsite.cli.emulate import adapter_pads
+
 VARIANTS = ("full FT", "full, adapter", "emulator uniform", "emulator crash")
 
 
@@ -121,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--keep", type=int, default=11, help="blocks kept besides the adapter (default 11)")
-    parser.add_argument("--adapter", type=lambda s: tuple(map(int, s.split(","))), default=(2, 2), help="FIRST,LAST")
+    parser.add_argument("--adapter", type=adapter_pads, default=(2, 2), help="FIRST,LAST")
     parser.add_argument("--similarity", help="similarity.json from offsite analyze (else CKA is measured here)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=128)

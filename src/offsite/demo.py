@@ -58,16 +58,17 @@ class DemoSettings:
         )
 
 
-def _analysis(settings: DemoSettings, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def _analysis(settings: DemoSettings, source: SimilaritySource, out: Path, log: Callable[[str], None]) -> dict:
+    """CKA map and clusters of the base model on the same samples the CRaSh emulator is built from."""
     similarity = out / "similarity.json"
     if not similarity.is_file():
         from .models import load_model
-        from .similarity import HiddenStateConfig, analysis_texts, analyze_similarity, write_similarity
+        from .similarity import analyze_similarity, write_similarity
 
         model, tokenizer = load_model(settings.model)
-        texts, source = analysis_texts(settings.task, "train", settings.similarity_limit)
-        result = analyze_similarity(model, tokenizer, texts, settings.keep, HiddenStateConfig("mean", 1),
-                                    settings.model, source)
+        texts, origin = source.texts()
+        result = analyze_similarity(model, tokenizer, texts, settings.keep, source.hidden_state_config(),
+                                    settings.model, origin)
         write_similarity(result, out)
     else:
         log("   (reused)")
@@ -113,9 +114,9 @@ def run_demo(out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
         log(f"[{number}/4] {name}")
 
     stage(1, f"layer similarity of {settings.model} on {settings.similarity_limit} {settings.task} train questions")
-    similarity = _analysis(settings, out / "analysis", log)
-    stage(2, "emulators, fine-tuning, plug-in and the five rows (uniform and crash)")
     config = settings.experiment(out / "analysis" / "similarity.json")
+    similarity = _analysis(settings, config.similarity, out / "analysis", log)
+    stage(2, "emulators, fine-tuning, plug-in and the five rows (uniform and crash)")
     result = run_experiment(config, out / "experiment", log=lambda line: log("   " + line))
     stage(3, "figures")
     experiment_dir = out / "experiment"

@@ -38,6 +38,18 @@ class SimilaritySource:
     batch_size: int = 8
     max_length: int = 512
 
+    def texts(self) -> tuple[list[str], dict]:
+        """The samples (prompt + gold answer) and a description of where they came from."""
+        from ..similarity import analysis_texts
+
+        return analysis_texts(self.task, self.split, self.limit)
+
+    def hidden_state_config(self):
+        """How the samples' block outputs are pooled (:class:`offsite.similarity.HiddenStateConfig`)."""
+        from ..similarity import HiddenStateConfig
+
+        return HiddenStateConfig(self.pooling, self.skip_first, self.batch_size, self.max_length)
+
 
 @dataclass(frozen=True)
 class EmulatorConfig:
@@ -71,11 +83,11 @@ def measure_similarity(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: SimilaritySource
 ) -> tuple[np.ndarray, dict]:
     """Linear CKA between all blocks of ``model`` on the samples of ``source``."""
-    from ..similarity import HiddenStateConfig, analysis_texts, layer_cka
+    from ..similarity import layer_cka
 
-    texts, origin = analysis_texts(source.task, source.split, source.limit)
-    config = HiddenStateConfig(source.pooling, source.skip_first, source.batch_size, source.max_length)
-    return layer_cka(model, tokenizer, texts, config), {**asdict(source), **origin, "num_samples": len(texts)}
+    texts, origin = source.texts()
+    cka = layer_cka(model, tokenizer, texts, source.hidden_state_config())
+    return cka, {**asdict(source), **origin, "num_samples": len(texts)}
 
 
 def create_bundle(

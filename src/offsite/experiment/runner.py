@@ -103,9 +103,10 @@ class Experiment:
             eval_limit=train.select_limit, epochs=train.epochs, lr=train.lr, batch_size=train.batch_size,
             warmup=train.warmup, eval_every=train.eval_every, seed=seed, select=self.config.metric, **source,
         )
+        # The directory's config.json already pins these settings, so a finished run is taken as it is.
         if not (out / "manifest.json").is_file():
             self.log(f"== fine-tune: {strategy or 'full model'} on {task} (seed {seed})")
-        finetune(settings)
+            finetune(settings)
         return out
 
     def examples(self, task: str):

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .similarity_plots import _save
+from .figures import save_figure
 
 EMULATOR_ROWS = ("Emulator ZS", "Emulator FT", "Plug-in")
 COLOURS = {"Emulator ZS": "#9ecae1", "Emulator FT": "#3182bd", "Plug-in": "#e6550d"}
@@ -38,7 +38,7 @@ def save_protocol_chart(rows: Sequence[dict[str, Any]], tasks: Sequence[str], st
         ax.set_ylabel(f"{metric} (%)")
         ax.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_training_curves(curves: dict[str, Sequence[dict[str, Any]]], path: str | os.PathLike) -> None:
@@ -59,4 +59,4 @@ def save_training_curves(curves: dict[str, Sequence[dict[str, Any]]], path: str 
     for ax in (loss_ax, score_ax):
         ax.legend(fontsize=7)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)

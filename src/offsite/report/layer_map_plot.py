@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..emulator.layer_map import LayerMap
-from .similarity_plots import _save
+from .figures import save_figure
 
 
 def save_layer_maps(maps: Mapping[str, LayerMap], path: str | os.PathLike) -> None:
@@ -42,4 +42,4 @@ def save_layer_maps(maps: Mapping[str, LayerMap], path: str | os.PathLike) -> No
     for spine in ax.spines.values():
         spine.set_visible(False)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)

@@ -14,14 +14,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..paths import atomic_path
+from .figures import save_figure
 
 Clusters = Sequence[Sequence[int]]
-
-
-def _save(figure: Figure, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
 def _layer_ticks(count: int) -> np.ndarray:
@@ -58,7 +53,7 @@ def save_cka_heatmap(path: str | os.PathLike, cka: np.ndarray, clusters: Cluster
     ax = figure.add_subplot()
     image = draw_cka_heatmap(ax, cka, clusters, title)
     figure.colorbar(image, ax=ax, label="linear CKA")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_cka_comparison(path: str | os.PathLike, panels: Sequence[tuple[str, np.ndarray, Clusters]]) -> None:
@@ -69,7 +64,7 @@ def save_cka_comparison(path: str | os.PathLike, panels: Sequence[tuple[str, np.
     for ax, (title, cka, clusters) in zip(axes, panels):
         image = draw_cka_heatmap(ax, cka, clusters, title)
     figure.colorbar(image, ax=list(axes), label="linear CKA", shrink=0.85)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_adjacent_plot(path: str | os.PathLike, adjacent: np.ndarray, clusters: Clusters, title: str) -> None:
@@ -87,7 +82,7 @@ def save_adjacent_plot(path: str | os.PathLike, adjacent: np.ndarray, clusters: 
     ax.set_ylim(min(0.0, float(np.min(adjacent, initial=0.0))), 1.02)
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=9)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_lens_grid(
@@ -113,4 +108,4 @@ def save_lens_grid(
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=9)
     figure.colorbar(image, ax=ax, label="top-1 probability")
-    _save(figure, path)
+    save_figure(figure, path)
