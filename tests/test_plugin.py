@@ -9,9 +9,9 @@ from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 
 from offsite.cli import main
-from offsite.emulator import adapter_from_pads, build_layer_map, load_adapter, save_adapter, save_bundle
+from offsite.emulator import adapter_from_pads, build_layer_map, load_adapter, plugin, save_adapter, save_bundle
 from offsite.models.tiny import tiny_model, tiny_tokenizer
-from offsite.train import finetune, plugin
+from offsite.train import finetune
 
 
 @pytest.fixture(scope="module")

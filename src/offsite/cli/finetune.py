@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..emulator import plugin
 from ..report.table import format_table
-from ..train import FinetuneConfig, finetune, plugin
+from ..train import FinetuneConfig, finetune
 from .emulate import adapter_pads, int_list
 
 FINETUNE_EPILOG = """\

@@ -1,10 +1,11 @@
-"""Emulators: clustering of layers, the layer map of each strategy, building, adapters and bundles on disk."""
+"""Emulators: clustering of layers, the layer map of each strategy, building, adapters, bundles on disk and plug-in."""
 
 from .adapter import apply_adapter, block_state, load_adapter, save_adapter
 from .build import build_emulator, tied_copy
 from .bundle import Bundle, export_bundle, load_bundle, load_emulator, read_manifest, save_bundle
 from .clustering import Clustering, Merge, cluster_adjacent
 from .layer_map import STRATEGIES, LayerMap, adapter_from_pads, build_layer_map, validate_adapter_layers
+from .plugin import adapter_path, plug_into, plugin
 
 __all__ = [
     "STRATEGIES",
@@ -13,6 +14,7 @@ __all__ = [
     "LayerMap",
     "Merge",
     "adapter_from_pads",
+    "adapter_path",
     "apply_adapter",
     "block_state",
     "build_emulator",
@@ -22,6 +24,8 @@ __all__ = [
     "load_adapter",
     "load_bundle",
     "load_emulator",
+    "plug_into",
+    "plugin",
     "read_manifest",
     "save_adapter",
     "save_bundle",

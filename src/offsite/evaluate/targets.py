@@ -7,10 +7,9 @@ from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..emulator import load_bundle
+from ..emulator import adapter_path, load_bundle, plug_into
 from ..emulator.bundle import MANIFEST
 from ..models import load_model
-from ..train.plugin import adapter_path, plug_into
 
 
 def load_target(

@@ -15,14 +15,13 @@ from typing import Any, Callable, Iterator
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data import get_task, load_examples
-from ..emulator import apply_adapter, block_state, load_bundle
+from ..emulator import apply_adapter, block_state, load_bundle, plug_into
 from ..emulator.create import EmulatorConfig, create_bundle
 from ..errors import OffsiteError
 from ..evaluate import evaluate_multiple_choice
 from ..models import load_model
 from ..paths import atomic_path, read_json, write_json
 from ..train import FinetuneConfig, finetune
-from ..train.plugin import plug_into
 from .config import ExperimentConfig
 
 CONFIG_FILE = "config.json"

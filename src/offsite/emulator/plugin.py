@@ -7,12 +7,11 @@ from pathlib import Path
 
 from transformers import PreTrainedModel
 
-from ..emulator import apply_adapter, load_adapter
-from ..emulator.adapter import adapter_layers_of
 from ..errors import OffsiteError
 from ..models import load_model, num_layers
 from ..models.fingerprint import fingerprint
 from ..paths import atomic_path, write_json
+from .adapter import adapter_layers_of, apply_adapter, load_adapter
 
 PLUGIN_RECORD = "offsite_plugin.json"
 
