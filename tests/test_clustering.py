@@ -1,4 +1,4 @@
-"""Adjacent agglomerative clustering of layers (offsite.emulator.clustering)."""
+"""Adjacent agglomerative clustering of layers (offsite.similarity.clustering)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offsite.emulator.clustering import cluster_adjacent
+from offsite.similarity.clustering import cluster_adjacent
 from offsite.errors import OffsiteError
 from offsite.similarity import linear_cka_matrix
 

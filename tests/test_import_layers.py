@@ -25,6 +25,7 @@ TIERS = (
     ("emulator",),
     ("evaluate",),
     ("train",),
+    ("landscape",),
     ("experiment",),
     ("demo",),
     ("cli",),
@@ -96,21 +97,6 @@ def test_reading_imports_finds_known_edges():
     assert rank("offsite.report.layer_map_plot") == TIER_OF["emulator"] + 0.5
 
 
-@pytest.mark.parametrize(
-    "package",
-    [
-        pytest.param(
-            package,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="similarity.analysis imports emulator.clustering until the issue-10 strategies helper "
-                "moves clustering into similarity/",
-            ),
-        )
-        if package == "similarity"
-        else package
-        for package in TIER_OF
-    ],
-)
+@pytest.mark.parametrize("package", list(TIER_OF))
 def test_imports_only_upstream(package):
     assert upward_imports(package) == []

@@ -3,23 +3,19 @@
 from .adapter import apply_adapter, block_state, load_adapter, save_adapter
 from .build import build_emulator, tied_copy
 from .bundle import Bundle, export_bundle, load_bundle, load_emulator, read_manifest, save_bundle
-from .clustering import Clustering, Merge, cluster_adjacent
 from .layer_map import STRATEGIES, LayerMap, adapter_from_pads, build_layer_map, validate_adapter_layers
 from .plugin import adapter_path, plug_into, plugin
 
 __all__ = [
     "STRATEGIES",
     "Bundle",
-    "Clustering",
     "LayerMap",
-    "Merge",
     "adapter_from_pads",
     "adapter_path",
     "apply_adapter",
     "block_state",
     "build_emulator",
     "build_layer_map",
-    "cluster_adjacent",
     "export_bundle",
     "load_adapter",
     "load_bundle",

@@ -12,6 +12,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..errors import OffsiteError
 from ..models import num_layers
 from ..paths import read_json
+from ..similarity import HiddenStateConfig, analysis_texts, layer_cka
 from .bundle import save_bundle
 from .layer_map import (
     NEEDS_SIMILARITY,
@@ -40,14 +41,10 @@ class SimilaritySource:
 
     def texts(self) -> tuple[list[str], dict]:
         """The samples (prompt + gold answer) and a description of where they came from."""
-        from ..similarity import analysis_texts
-
         return analysis_texts(self.task, self.split, self.limit)
 
-    def hidden_state_config(self):
-        """How the samples' block outputs are pooled (:class:`offsite.similarity.HiddenStateConfig`)."""
-        from ..similarity import HiddenStateConfig
-
+    def hidden_state_config(self) -> HiddenStateConfig:
+        """How the samples' block outputs are pooled."""
         return HiddenStateConfig(self.pooling, self.skip_first, self.batch_size, self.max_length)
 
 
@@ -83,8 +80,6 @@ def measure_similarity(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: SimilaritySource
 ) -> tuple[np.ndarray, dict]:
     """Linear CKA between all blocks of ``model`` on the samples of ``source``."""
-    from ..similarity import layer_cka
-
     texts, origin = source.texts()
     cka = layer_cka(model, tokenizer, texts, source.hidden_state_config())
     return cka, {**asdict(source), **origin, "num_samples": len(texts)}

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import OffsiteError
-from .clustering import Clustering, cluster_adjacent
+from ..similarity.clustering import Clustering, cluster_adjacent
 
 STRATEGIES = ("uniform", "crash", "crash-noshare")
 NEEDS_SIMILARITY = ("crash", "crash-noshare")

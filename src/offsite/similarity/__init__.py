@@ -5,6 +5,7 @@ Layers are numbered from 0 (the first transformer block) to L-1.
 
 from .analysis import LayerSimilarity, analysis_texts, analyze_similarity, layer_cka, write_similarity
 from .cka import adjacent_similarity, has_variance, linear_cka, linear_cka_matrix
+from .clustering import Clustering, Merge, cluster_adjacent
 from .hidden_states import (
     HiddenStateConfig,
     PooledHiddenStates,
@@ -21,9 +22,11 @@ from .tuned_lens import TunedLens, TunedLensConfig, train_tuned_lens
 __all__ = [
     "LENS_KINDS",
     "POOLINGS",
+    "Clustering",
     "HiddenStateConfig",
     "LayerSimilarity",
     "LensGrid",
+    "Merge",
     "PooledHiddenStates",
     "TunedLens",
     "TunedLensConfig",
@@ -32,6 +35,7 @@ __all__ = [
     "analyze_similarity",
     "block_outputs",
     "capture_block_outputs",
+    "cluster_adjacent",
     "collect_hidden_states",
     "example_texts",
     "has_variance",

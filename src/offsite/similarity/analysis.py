@@ -11,7 +11,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from ..data import load_examples, load_text
-from ..emulator.clustering import Clustering, cluster_adjacent
+from .clustering import Clustering, cluster_adjacent
 from ..errors import OffsiteError
 from ..models import num_layers
 from ..paths import write_json
