@@ -15,6 +15,7 @@ from offsite.models import get_blocks
 from offsite.models.tiny import tiny_tokenizer
 from offsite.train import FinetuneConfig, finetune
 from offsite.train.data import collate, epoch_plan, fit, load_split, steps_per_epoch
+from offsite.train.validation import Selection
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +142,44 @@ def test_cli_finetunes_and_reports(tmp_path, bundle, choices, capsys):
     code = main(["finetune", str(bundle), "--task", str(choices), "--out", str(tmp_path / "run"), "--epochs", "1",
                  "--batch-size", "4", "--max-length", "32", "--lora", "2", "--no-progress"])
     output = capsys.readouterr().out
-    assert code == 0 and "best" in output and "selected by acc" in output
+    assert code == 0 and "best" in output and f"kept step {manifest_step(tmp_path / 'run')} (best acc)" in output
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["trains"] == "lora" and manifest["hyperparameters"]["lora_rank"] == 2
     assert main(["finetune", str(bundle), "--task", "no_such_task", "--out", str(tmp_path / "bad")]) == 2
     assert "unknown task" in capsys.readouterr().err
+
+
+def manifest_step(run) -> int:
+    return json.loads((run / "manifest.json").read_text())["selected_step"]
+
+
+def test_selection_keeps_trained_steps_only_unless_asked():
+    default, with_init = Selection("loss"), Selection("loss", include_init=True)
+    for selection in (default, with_init):
+        kept = [selection.offer(step, {"loss": loss}) for step, loss in ((0, 1.0), (5, 3.0), (10, 2.0), (15, float("nan")))]
+        assert selection.initial["step"] == 0 and Selection.from_json(selection.to_json()) == selection
+    assert kept == [True, False, False, False] and with_init.best["step"] == 0 and with_init.warning() is None
+    assert default.best == {"metric": "loss", "score": 2.0, "step": 10, "loss": 2.0}
+    assert "best trained step (10: loss 2.0000) is worse than the untrained start (step 0: 1.0000)" in default.warning()
+    accuracy = Selection("acc")
+    assert not accuracy.offer(0, {"acc": 0.5}) and accuracy.offer(3, {"acc": float("nan")}) and accuracy.offer(6, {"acc": 0.1})
+    assert accuracy.best["step"] == 6 and accuracy.warning() is not None
+
+
+def test_a_run_that_only_gets_worse_still_returns_a_trained_adapter(tmp_path, bundle, choices, capsys):
+    # With lr 1.0 every trained step has a lower validation accuracy than the untrained adapter.
+    worse = finetune(quick_config(bundle, choices, tmp_path / "worse", epochs=2, lr=1.0), progress=False)
+    manifest = worse.manifest
+    assert manifest["select"] == "acc" and manifest["selected_step"] > 0
+    assert manifest["best"]["score"] < manifest["initial"]["score"]
+    assert "worse than the untrained start" in manifest["selection_warning"]
+    err = capsys.readouterr().err
+    assert err.count("offsite: warning:") == 1 and "--select-include-init" in err
+    original, _ = load_adapter(bundle / "adapter.safetensors")
+    trained, _ = load_adapter(tmp_path / "worse" / "adapter.safetensors")
+    assert any(not torch.equal(trained[k], original[k]) for k in original)
+    init = finetune(quick_config(bundle, choices, tmp_path / "init", epochs=2, lr=1.0, select_include_init=True),
+                    progress=False)
+    assert init.manifest["selected_step"] == 0 and init.manifest["selection_warning"] is None
+    kept, _ = load_adapter(tmp_path / "init" / "adapter.safetensors")
+    assert all(torch.equal(kept[k], original[k]) for k in original)

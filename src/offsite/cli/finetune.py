@@ -81,7 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     run = parser.add_argument_group("evaluation and checkpoints")
     run.add_argument("--select", choices=("loss", "acc", "acc_norm"),
-                     help="keep the adapter with the best of this (default acc for multiple choice, else loss)")
+                     help="keep the adapter with the best of this on the emulator's validation data (default acc for "
+                     "multiple choice, else loss: the answer tokens' log-perplexity)")
+    run.add_argument("--select-include-init", action="store_true",
+                     help="the untrained adapter (step 0) may be kept too (default: trained steps only)")
     run.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps (default: each epoch)")
     run.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size, help="default %(default)s")
     run.add_argument("--save-every", type=int, default=defaults.save_every, help="checkpoint every N steps (default %(default)s)")
@@ -137,6 +140,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         lora_rank=args.lora or FinetuneConfig.lora_rank,
         lora_alpha=args.lora_alpha,
         select=args.select,
+        select_include_init=args.select_include_init,
         eval_every=args.eval_every,
         save_every=args.save_every,
         log_every=args.log_every,
@@ -158,7 +162,8 @@ def run_finetune(args: argparse.Namespace) -> int:
             for name, record in (("best", manifest["best"]), ("final", manifest["final"])) if record]
     print(format_table(rows, ["", "step", "loss", "acc", "acc_norm"]))
     output = result.out / next(iter(manifest["outputs"].values()))
-    print(f"selected by {manifest['select']}; {manifest['trainable_parameters']:,} trained parameters; wrote {output}")
+    print(f"kept step {manifest['selected_step']} (best {manifest['select']}); "
+          f"{manifest['trainable_parameters']:,} trained parameters; wrote {output}")
     return 0
 
 

@@ -3,7 +3,7 @@
 A checkpoint directory (written whole, atomically) holds
 
 - ``trainable.safetensors``: the trained parameters, by their names in the model;
-- ``best.safetensors``: the trained parameters of the best evaluation so far;
+- ``best.safetensors``: the trained parameters of the best evaluation so far (empty before the first one);
 - ``optimizer.safetensors``: every tensor of the optimizer's per-parameter state, as ``{index}.{key}``;
 - ``rng.safetensors``: each process's torch (and CUDA) generator state, as ``{process}.cpu`` / ``{process}.cuda.{i}``;
 - ``state.json``: the step, the run's identity (what must match to resume), the optimizer's parameter groups and
@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
 from safetensors.torch import save_file
+from torch import nn
 
 from ..emulator.adapter import read_safetensors
 from ..errors import OffsiteError
@@ -36,7 +39,7 @@ class Checkpoint:
     step: int
     identity: dict[str, Any]
     trainable: dict[str, torch.Tensor]
-    best: dict[str, torch.Tensor]
+    best: dict[str, torch.Tensor] | None
     best_record: dict[str, Any] | None
     optimizer: dict[str, Any]
     scheduler: dict[str, Any]
@@ -89,7 +92,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
     with atomic_path(path) as tmp:
         tmp.mkdir()
         save_file(checkpoint.trainable, str(tmp / "trainable.safetensors"))
-        save_file(checkpoint.best, str(tmp / "best.safetensors"))
+        save_file(checkpoint.best or {}, str(tmp / "best.safetensors"))
         save_file(optimizer_tensors, str(tmp / "optimizer.safetensors"))
         save_file(checkpoint.rng, str(tmp / "rng.safetensors"))
         write_json(
@@ -141,7 +144,7 @@ def load_checkpoint(path: str | Path, identity: dict[str, Any]) -> Checkpoint:
         step=state["step"],
         identity=state["identity"],
         trainable=read_safetensors(path / "trainable.safetensors", "checkpoint weights")[0],
-        best=read_safetensors(path / "best.safetensors", "checkpoint best weights")[0],
+        best=read_safetensors(path / "best.safetensors", "checkpoint best weights")[0] or None,
         best_record=state["best"],
         optimizer=_join_optimizer(optimizer_tensors, state["optimizer"]),
         scheduler=state["scheduler"],
@@ -149,3 +152,43 @@ def load_checkpoint(path: str | Path, identity: dict[str, Any]) -> Checkpoint:
         rng=read_safetensors(path / "rng.safetensors", "checkpoint random state")[0],
         losses=state["losses"],
     )
+
+
+def cpu_copy(parameters: Mapping[str, nn.Parameter]) -> dict[str, torch.Tensor]:
+    """Detached CPU copies of ``parameters`` (to keep the best state, or to checkpoint)."""
+    return {name: p.detach().to("cpu", copy=True).contiguous() for name, p in parameters.items()}
+
+
+def load_into(parameters: Mapping[str, nn.Parameter], tensors: Mapping[str, torch.Tensor], what: str) -> None:
+    """Copy ``tensors`` into the same-named ``parameters``; ``what`` names the source in the error."""
+    if set(tensors) != set(parameters):
+        raise OffsiteError(f"{what} does not hold this run's trainable parameters")
+    with torch.no_grad():
+        for name, parameter in parameters.items():
+            parameter.copy_(tensors[name])
+
+
+def save_run_checkpoint(
+    accelerator: Accelerator,
+    path: Path,
+    step: int,
+    identity: dict[str, Any],
+    trainable: Mapping[str, nn.Parameter],
+    best: dict[str, torch.Tensor] | None,
+    best_record: dict[str, Any] | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    losses: list[float],
+) -> None:
+    """Write a checkpoint from the main process; every process contributes its random state."""
+    rng: dict[str, torch.Tensor] = {}
+    for part in gather_object([rng_state(accelerator.process_index)]):
+        rng.update(part)
+    if accelerator.is_main_process:
+        scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
+        save_checkpoint(
+            path,
+            Checkpoint(step, identity, cpu_copy(trainable), best, best_record, optimizer.state_dict(),
+                       scheduler.state_dict(), scaler, rng, losses),
+        )
+    accelerator.wait_for_everyone()

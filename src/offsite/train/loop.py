@@ -10,15 +10,15 @@ checkpoint, and the run ends with the same adapter as one that was never interru
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import set_seed
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_cosine_schedule_with_warmup
@@ -27,11 +27,12 @@ from ..emulator import save_adapter
 from ..emulator.bundle import versions
 from ..errors import OffsiteError
 from ..paths import atomic_path, read_json, write_json
-from .checkpoint import Checkpoint, check_identity, load_checkpoint, restore_rng, rng_state, save_checkpoint
+from .checkpoint import Checkpoint, check_identity, cpu_copy, load_checkpoint, load_into, restore_rng, save_run_checkpoint
 from .config import FinetuneConfig
 from .data import FinetuneData, collate, epoch_plan, load_finetune_data, steps_per_epoch
+from .metrics import append_metrics, prepare_metrics
 from .trainable import Target, adapter_tensors, build_target, set_trainable
-from .validation import is_better, validate
+from .validation import Selection, validate
 
 RUN_FORMAT = "offsite-run"
 MANIFEST = "manifest.json"
@@ -78,32 +79,9 @@ def train_step(
     return accelerator.reduce(total / len(batches), "mean").item()
 
 
-def _warmup_steps(warmup: float, total: int) -> int:
+def warmup_steps(warmup: float, total: int) -> int:
+    """Warmup steps of a schedule over ``total`` steps: ``warmup`` below 1 is a fraction of them, else a count."""
     return round(warmup * total) if warmup < 1 else int(warmup)
-
-
-def _cpu_copy(parameters: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
-    return {name: p.detach().to("cpu", copy=True).contiguous() for name, p in parameters.items()}
-
-
-def _load_into(parameters: dict[str, nn.Parameter], tensors: dict[str, torch.Tensor], what: str) -> None:
-    if set(tensors) != set(parameters):
-        raise OffsiteError(f"{what} does not hold this run's trainable parameters")
-    with torch.no_grad():
-        for name, parameter in parameters.items():
-            parameter.copy_(tensors[name])
-
-
-def _prepare_metrics(path: Path, resume_step: int | None) -> None:
-    """Keep the metrics a resumed run already logged up to its checkpoint; a fresh run starts a new file."""
-    if not path.is_file():
-        return
-    if resume_step is None:
-        path.unlink()
-        return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= resume_step]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(line + "\n" for line in kept))
 
 
 def _identity(config: FinetuneConfig, target: Target, data: FinetuneData, num_processes: int) -> dict[str, Any]:
@@ -159,18 +137,18 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = steps_per_epoch(len(data.train.pairs), config.batch_size, accelerator.num_processes, config.grad_accum)
     total = per_epoch * config.epochs
-    scheduler = get_cosine_schedule_with_warmup(optimizer, _warmup_steps(config.warmup, total), total)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup_steps(config.warmup, total), total)
 
     checkpoint: Checkpoint | None = None
     if (out / CHECKPOINT_DIR / "state.json").is_file():
         checkpoint = load_checkpoint(out / CHECKPOINT_DIR, identity)
-        _load_into(trainable, checkpoint.trainable, "the checkpoint")
+        load_into(trainable, checkpoint.trainable, "the checkpoint")
         optimizer.load_state_dict(checkpoint.optimizer)
         scheduler.load_state_dict(checkpoint.scheduler)
         accelerator.print(f"offsite: resuming {out} from step {checkpoint.step} of {total}")
     step = checkpoint.step if checkpoint else 0
     best = checkpoint.best if checkpoint else None
-    best_record = checkpoint.best_record if checkpoint else None
+    selection = Selection.from_json(checkpoint.best_record) if checkpoint else Selection(metric, config.select_include_init)
     last_eval: dict[str, Any] | None = None
 
     # The scheduler is stepped by hand once per optimizer step, so it is not handed to accelerate (which would
@@ -183,25 +161,24 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     metrics_path = out / METRICS_FILE
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        _prepare_metrics(metrics_path, step if checkpoint else None)
+        prepare_metrics(metrics_path, step if checkpoint else None)
     accelerator.wait_for_everyone()
 
     def log(record: dict[str, Any]) -> None:
         if main:
-            with metrics_path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_metrics(metrics_path, record)
 
     def evaluate() -> None:
-        nonlocal best, best_record, last_eval
+        nonlocal best, last_eval
         scores = validate(accelerator, accelerator.unwrap_model(model), target.tokenizer, data.eval, config.eval_batch_size)
         last_eval = {"step": step, **scores}
         log({"step": step, "epoch": step / per_epoch, **{f"eval_{k}": v for k, v in scores.items()}})
-        if is_better(metric, scores[metric], best_record["score"] if best_record else None):
-            best, best_record = _cpu_copy(trainable), {"metric": metric, "score": scores[metric], **last_eval}
+        if selection.offer(step, scores):
+            best = cpu_copy(trainable)
         accelerator.print(f"offsite: step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
     if step == 0:
-        evaluate()  # the untrained adapter is a candidate too (and the zero-shot score of what it runs on)
+        evaluate()  # the zero-shot score of what the adapter runs on (a candidate only with select_include_init)
     plan: tuple[int, list] = (-1, [])
     losses: list[float] = checkpoint.losses if checkpoint else []
     model.train()
@@ -230,45 +207,24 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
             if (step % config.eval_every == 0 if config.eval_every else step % per_epoch == 0) or step == total:
                 evaluate()
             if step % config.save_every == 0 and step < total:
-                _save(accelerator, out / CHECKPOINT_DIR, step, identity, trainable, best, best_record, optimizer, scheduler,
-                      losses)
+                save_run_checkpoint(accelerator, out / CHECKPOINT_DIR, step, identity, trainable, best,
+                                    selection.to_json(), optimizer, scheduler, losses)
             if config.stop_after_steps is not None and step >= config.stop_after_steps and step < total:
                 accelerator.wait_for_everyone()
                 return FinetuneResult(out, False, step, None, target.model)
 
-    _load_into(trainable, best, "the best state")
+    load_into(trainable, best, "the best state")
+    accelerator.print(f"offsite: kept the adapter of step {selection.best['step']} (best {metric} "
+                      f"{selection.best['score']:.4f})")
+    warning = selection.warning()
+    if warning:
+        accelerator.print(f"offsite: warning: {warning}", file=sys.stderr)
     manifest = None
     if main:
-        manifest = _write_outputs(out, config, target, data, identity, trainable, best_record, last_eval, total, metric)
+        manifest = _write_outputs(out, config, target, data, identity, trainable, selection, last_eval, total)
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     accelerator.wait_for_everyone()
     return FinetuneResult(out, True, total, manifest, target.model.eval())
-
-
-def _save(
-    accelerator: Accelerator,
-    path: Path,
-    step: int,
-    identity: dict[str, Any],
-    trainable: dict[str, nn.Parameter],
-    best: dict[str, torch.Tensor],
-    best_record: dict[str, Any],
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    losses: list[float],
-) -> None:
-    """Write a checkpoint from the main process; every process contributes its random state."""
-    rng: dict[str, torch.Tensor] = {}
-    for part in gather_object([rng_state(accelerator.process_index)]):
-        rng.update(part)
-    if accelerator.is_main_process:
-        scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
-        save_checkpoint(
-            path,
-            Checkpoint(step, identity, _cpu_copy(trainable), best, best_record, optimizer.state_dict(),
-                       scheduler.state_dict(), scaler, rng, losses),
-        )
-    accelerator.wait_for_everyone()
 
 
 def _write_outputs(
@@ -278,10 +234,9 @@ def _write_outputs(
     data: FinetuneData,
     identity: dict[str, Any],
     trainable: dict[str, nn.Parameter],
-    best_record: dict[str, Any],
+    selection: Selection,
     final: dict[str, Any] | None,
     total: int,
-    metric: str,
 ) -> dict[str, Any]:
     """The adapter (or the whole model) at its best evaluation, then the manifest that marks the run finished."""
     if config.all_weights:
@@ -313,8 +268,11 @@ def _write_outputs(
         "hyperparameters": config.training_settings(),
         "num_processes": identity["num_processes"],
         "steps": total,
-        "select": metric,
-        "best": best_record,
+        "select": selection.metric,
+        "selected_step": selection.best["step"],
+        "best": selection.best,
+        "initial": selection.initial,
+        "selection_warning": selection.warning(),
         "final": final,
         "outputs": output,
         "versions": versions(),

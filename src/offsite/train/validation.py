@@ -4,6 +4,8 @@ emulator: the data owner never has the full model). Each process scores its shar
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -16,7 +18,7 @@ from ..evaluate.multiple_choice import score_choices
 from ..evaluate.scores import TaskScores
 from .data import DataSplit
 
-LOWER_IS_BETTER = {"loss"}
+LOWER_IS_BETTER = {"loss", "perplexity"}
 
 
 def validate(
@@ -43,7 +45,48 @@ def validate(
 
 
 def is_better(metric: str, score: float, best: float | None) -> bool:
-    """Whether ``score`` beats ``best`` (None: nothing yet) on ``metric``."""
-    if best is None:
+    """Whether ``score`` beats ``best`` (None: nothing yet) on ``metric``; any number beats NaN."""
+    if best is None or (math.isnan(best) and not math.isnan(score)):
         return True
     return score < best if metric in LOWER_IS_BETTER else score > best
+
+
+@dataclass
+class Selection:
+    """Which evaluation a run keeps: the trained step with the best ``metric``. The untrained start (step 0) is
+    evaluated too, for comparison, but is a candidate only with ``include_init``: otherwise a run whose score never
+    improves would silently hand back what it started from. Records are ``{"step", "metric", "score", ...scores}``.
+    """
+
+    metric: str
+    include_init: bool = False
+    initial: dict[str, Any] | None = None
+    best: dict[str, Any] | None = None
+
+    def offer(self, step: int, scores: dict[str, float]) -> bool:
+        """Consider the evaluation of ``step``; True when it becomes the one kept (the caller keeps its weights)."""
+        record = {"metric": self.metric, "score": scores[self.metric], "step": step, **scores}
+        if step == 0:
+            self.initial = record
+            if not self.include_init:
+                return False
+        if is_better(self.metric, record["score"], self.best["score"] if self.best else None):
+            self.best = record
+            return True
+        return False
+
+    def warning(self) -> str | None:
+        """One line when the kept trained step scores worse than the untrained start, else None."""
+        best, initial = self.best, self.initial
+        if best is None or initial is None or best["step"] == 0 or not is_better(self.metric, initial["score"], best["score"]):
+            return None
+        return (f"the best trained step ({best['step']}: {self.metric} {best['score']:.4f}) is worse than the untrained "
+                f"start (step 0: {initial['score']:.4f}); keeping step {best['step']} (--select-include-init would keep "
+                "step 0)")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Selection":
+        return cls(**data)
