@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 from offsite import OffsiteError
 from offsite.emulator import build_emulator, export_bundle, load_bundle, save_bundle
 from offsite.emulator.layer_map import LayerMap
-from offsite.models import get_blocks, layout_of
+from offsite.models import get_blocks, layout_of, per_layer_config
 from offsite.models.tiny import tiny_model
 
 TEXT = "Offsite tuning keeps the model and the data apart, which is the whole point of it."
@@ -25,8 +25,8 @@ def by_hand(base, layer_map: LayerMap):
     config = copy.deepcopy(base.config)
     sources = layer_map.emulator_sources
     config.num_hidden_layers = len(sources)
-    if getattr(config, "layer_types", None) is not None:
-        config.layer_types = [base.config.layer_types[s] for s in sources]
+    for key, value in per_layer_config(base.config, sources).items():
+        setattr(config, key, value)
     model = AutoModelForCausalLM.from_config(config)
     prefix = layout_of(base).blocks + "."
     state = {k: v for k, v in base.state_dict().items() if not k.startswith(prefix)}

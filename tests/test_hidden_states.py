@@ -8,7 +8,7 @@ import torch
 
 from offsite.data import MultipleChoiceExample
 from offsite.errors import OffsiteError
-from offsite.models import final_norm, lm_head, num_layers
+from offsite.models import final_norm, head_logits, num_layers
 from offsite.models.tiny import tiny_model
 from offsite.similarity import (
     HiddenStateConfig,
@@ -70,7 +70,7 @@ def test_block_outputs_are_raw_block_outputs_and_the_last_gives_the_logits(archi
     with torch.no_grad():
         reference = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
         normed = final_norm(model)(outputs[-1])
-        head = lm_head(model)(normed)
+        head = head_logits(model, normed)
     assert len(outputs) == 3
     for i in range(2):
         torch.testing.assert_close(outputs[i], reference.hidden_states[i + 1])

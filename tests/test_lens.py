@@ -15,7 +15,7 @@ TRAIN = ["The quick brown fox jumps over the lazy dog.", "Pack my box with five 
          "How vexingly quick daft zebras jump!", "Sphinx of black quartz, judge my vow."]
 
 
-@pytest.mark.parametrize("architecture", ["gpt2", "llama", "phi", "gemma3_text"])
+@pytest.mark.parametrize("architecture", ["gpt2", "llama", "phi", "gemma3_text", "gemma2", "falcon_alibi", "mixtral"])
 def test_logit_lens_last_layer_is_the_model_output(architecture, tokenizer):
     model = tiny_model(architecture, num_layers=4)
     grid = lens_grid(model, tokenizer, TEXT)

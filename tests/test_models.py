@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 from offsite import OffsiteError
 from offsite.models import (
     check_layer_index,
     final_norm,
     get_blocks,
+    head_logits,
     lm_head,
     load_model,
     model_summary,
@@ -30,11 +33,12 @@ def test_layout_reaches_blocks_norm_and_head(architecture, tokenizer):
     ids = tokenizer([TEXT], return_tensors="pt")["input_ids"]
     with torch.no_grad():
         out = model(ids, output_hidden_states=True)
-        # The last hidden state is the final norm's output; the head applied to it gives the logits.
-        by_hand = lm_head(model)(out.hidden_states[-1])
+        # The last hidden state is the final norm's output; the head (and any soft-capping) gives the logits.
+        by_hand = head_logits(model, out.hidden_states[-1])
     assert num_layers(model) == 5 == len(out.hidden_states) - 1
     assert torch.allclose(by_hand, out.logits, atol=1e-5)
     assert isinstance(final_norm(model), torch.nn.Module)
+    assert lm_head(model).weight.shape == (model.config.vocab_size, model.config.hidden_size)
 
 
 def test_set_blocks_runs_the_chosen_blocks_with_cache(architecture, tokenizer):
@@ -56,6 +60,50 @@ def test_set_blocks_slices_gemma3_layer_types():
     blocks = list(get_blocks(model))
     set_blocks(model, [blocks[1], blocks[2], blocks[4]], [1, 2, 4])
     assert model.config.layer_types == [types[1], types[2], types[4]]
+
+
+def block_signature(block: torch.nn.Module) -> list:
+    """What a block is built as: its tensors' names and shapes, and each submodule's per-layer settings."""
+    settings = [
+        (name, getattr(module, "sliding_window", None), getattr(module, "layer_type", None))
+        for name, module in block.named_modules()
+    ]
+    return [sorted((name, tuple(t.shape)) for name, t in block.state_dict().items()), settings]
+
+
+def test_config_after_set_blocks_builds_the_moved_blocks(architecture):
+    # A model built from the rewritten config (what from_pretrained does with an exported emulator) has, at
+    # every position, a block of the same kind as the one moved there: sliding or global, sparse or dense.
+    model = tiny_model(architecture, num_layers=6)
+    blocks = list(get_blocks(model))
+    sources = [5, 0, 3, 3, 2]
+    set_blocks(model, [copy.deepcopy(blocks[s]) for s in sources], sources)
+    rebuilt = get_blocks(AutoModelForCausalLM.from_config(model.config))
+    assert len(rebuilt) == 5
+    for position, source in enumerate(sources):
+        assert block_signature(rebuilt[position]) == block_signature(blocks[source]), (position, source)
+
+
+def test_qwen_moe_blocks_stay_sparse_or_dense():
+    model = tiny_model("qwen2_moe", num_layers=6)
+    kinds = [type(block.mlp).__name__ for block in get_blocks(model)]
+    assert kinds[1] != kinds[0] and kinds[1::2] == [kinds[1]] * 3  # every second block has experts
+    blocks = list(get_blocks(model))
+    set_blocks(model, [blocks[1], blocks[2], blocks[5], blocks[4]], [1, 2, 5, 4])
+    assert model.config.mlp_only_layers == [1, 3] and model.config.decoder_sparse_step == 1
+    rebuilt = AutoModelForCausalLM.from_config(model.config)
+    assert [type(block.mlp).__name__ for block in get_blocks(rebuilt)] == [kinds[1], kinds[2], kinds[5], kinds[4]]
+
+
+def test_head_logits_apply_the_final_soft_capping(tokenizer):
+    model = tiny_model("gemma2", num_layers=2)
+    model.config.final_logit_softcapping = 0.05  # small enough that capping changes every logit
+    ids = tokenizer([TEXT], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True)
+        uncapped = lm_head(model)(out.hidden_states[-1])
+    assert out.logits.abs().max() < 0.05 < uncapped.abs().max()
+    torch.testing.assert_close(head_logits(model, out.hidden_states[-1]), out.logits)
 
 
 def test_set_blocks_refuses_the_same_module_twice():

@@ -7,9 +7,11 @@ from .layout import (
     final_norm,
     get_blocks,
     get_module,
+    head_logits,
     layout_of,
     lm_head,
     num_layers,
+    per_layer_config,
     set_blocks,
 )
 from .loading import ALIASES, DEFAULT_MODEL, alias_table, load_model, model_summary, resolve_local_path
@@ -24,11 +26,13 @@ __all__ = [
     "final_norm",
     "get_blocks",
     "get_module",
+    "head_logits",
     "layout_of",
     "lm_head",
     "load_model",
     "model_summary",
     "num_layers",
+    "per_layer_config",
     "resolve_local_path",
     "set_blocks",
 ]

@@ -6,9 +6,11 @@ Layers are numbered from 0 (the first transformer block) to L-1 everywhere in of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
+import torch
 from torch import nn
+from transformers import PretrainedConfig
 
 from ..errors import OffsiteError
 
@@ -40,12 +42,57 @@ LAYOUTS: dict[str, Layout] = {
         "lm_head",
         ("transformer.word_embeddings", "transformer.word_embeddings_layernorm"),
     ),
+    "falcon": Layout("transformer.h", "transformer.ln_f", "lm_head", ("transformer.word_embeddings",)),
     "llama": _LLAMA_LIKE,
     "mistral": _LLAMA_LIKE,
+    "mixtral": _LLAMA_LIKE,
     "qwen2": _LLAMA_LIKE,
+    "qwen2_moe": _LLAMA_LIKE,
+    "qwen3": _LLAMA_LIKE,
+    "gemma2": _LLAMA_LIKE,
     "gemma3_text": _LLAMA_LIKE,
+    "olmo2": _LLAMA_LIKE,
     "phi": Layout("model.layers", "model.final_layernorm", "lm_head", ("model.embed_tokens",)),
+    "phi3": _LLAMA_LIKE,
 }
+
+
+def _sliced_layer_types(config: PretrainedConfig, sources: Sequence[int]) -> dict[str, Any]:
+    """Each position keeps its source block's attention type (sliding window or global)."""
+    return {"layer_types": [config.layer_types[s] for s in sources]}
+
+
+def _is_sparse(config: PretrainedConfig, layer: int) -> bool:
+    """Whether Qwen-MoE builds block ``layer`` with a mixture of experts (as its decoder layer decides)."""
+    every_step = (layer + 1) % config.decoder_sparse_step == 0
+    return layer not in config.mlp_only_layers and config.num_experts > 0 and every_step
+
+
+def _listed_dense_layers(config: PretrainedConfig, sources: Sequence[int]) -> dict[str, Any]:
+    """Qwen-MoE derives each block's kind from its index; list the dense positions so a reloaded model
+    builds every block as the block that moved there."""
+    return {
+        "mlp_only_layers": [p for p, s in enumerate(sources) if not _is_sparse(config, s)],
+        "decoder_sparse_step": 1,
+    }
+
+
+# Config attributes that describe layers by index, and how they follow the blocks to new positions.
+PER_LAYER_CONFIG: dict[str, Callable[[PretrainedConfig, Sequence[int]], dict[str, Any]]] = {
+    "layer_types": _sliced_layer_types,
+    "mlp_only_layers": _listed_dense_layers,
+}
+
+
+def per_layer_config(config: PretrainedConfig, sources: Sequence[int]) -> dict[str, Any]:
+    """The config attributes that describe layers by index, rewritten for a model whose block ``i`` is the
+    original block ``sources[i]``."""
+    return {
+        key: value
+        for attribute, follow in PER_LAYER_CONFIG.items()
+        if getattr(config, attribute, None) is not None
+        for key, value in follow(config, sources).items()
+    }
 
 
 def layout_of(model: nn.Module) -> Layout:
@@ -91,6 +138,14 @@ def lm_head(model: nn.Module) -> nn.Module:
     return get_module(model, layout_of(model).lm_head)
 
 
+def head_logits(model: nn.Module, normed: torch.Tensor) -> torch.Tensor:
+    """Vocabulary logits from the final norm's output: the LM head, then the final soft-capping of the logits
+    that some architectures apply (Gemma-2: ``cap * tanh(logits / cap)``)."""
+    logits = lm_head(model)(normed)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    return logits if cap is None else cap * torch.tanh(logits / cap)
+
+
 def check_layer_index(model: nn.Module, index: int) -> int:
     """Return ``index`` if it names a block of ``model``; otherwise raise a clear error."""
     n = num_layers(model)
@@ -102,19 +157,19 @@ def check_layer_index(model: nn.Module, index: int) -> int:
 def set_blocks(model: nn.Module, blocks: Sequence[nn.Module], sources: Sequence[int]) -> None:
     """Replace the block list of ``model`` by ``blocks``; ``sources[i]`` is the original index of ``blocks[i]``.
 
-    Updates everything that depends on the depth: ``config.num_hidden_layers``, per-layer config lists such as
-    ``layer_types`` (sliced by ``sources``, so a Gemma-3 block keeps its sliding/global attention), and each
-    position's ``layer_idx`` (the KV cache slot). Each position must be a distinct module object, because
-    ``layer_idx`` is per position; share weights between positions with tied copies, not the same object.
+    Updates everything that depends on the depth: ``config.num_hidden_layers``, the per-layer config of
+    :data:`PER_LAYER_CONFIG` (so a Gemma block keeps its sliding/global attention and a Qwen-MoE block stays
+    sparse or dense when the config is saved and reloaded), and each position's ``layer_idx`` (the KV cache
+    slot). Each position must be a distinct module object, because ``layer_idx`` is per position; share
+    weights between positions with tied copies, not the same object.
     """
     if len(blocks) != len(sources):
         raise ValueError("blocks and sources must have the same length")
     if len({id(b) for b in blocks}) != len(blocks):
         raise ValueError("each position needs its own module object (use a tied copy to share weights)")
     config = model.config
-    layer_types = getattr(config, "layer_types", None)
-    if layer_types is not None:
-        config.layer_types = [layer_types[s] for s in sources]
+    for key, value in per_layer_config(config, sources).items():
+        setattr(config, key, value)
     config.num_hidden_layers = len(blocks)
     for position, block in enumerate(blocks):
         for module in block.modules():

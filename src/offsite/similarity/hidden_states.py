@@ -3,7 +3,7 @@
 "Block i's output" is what transformer block i returns, read with a forward hook: the residual stream
 *before* the final norm for every block, the last one included. (``output_hidden_states=True`` would not
 do: for most transformers models its last entry already has the final norm applied.) The embedding output
-is the input of block 0. Applying :func:`offsite.models.final_norm` and :func:`offsite.models.lm_head` to
+is the input of block 0. Applying :func:`offsite.models.final_norm` and :func:`offsite.models.head_logits` to
 block L-1's output gives the model's logits exactly.
 """
 

@@ -17,7 +17,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from ..errors import OffsiteError
-from ..models import final_norm, lm_head
+from ..models import final_norm, head_logits
 from .hidden_states import block_outputs, encode_texts, pad_batch
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def lens_logits(model: nn.Module, hidden: torch.Tensor, layer: int, tuned: Tuned
     """Vocabulary logits read from block ``layer``'s output ``hidden`` (…×d), through ``tuned``'s translator if given."""
     if tuned is not None:
         hidden = tuned(hidden, layer)
-    return lm_head(model)(final_norm(model)(hidden))
+    return head_logits(model, final_norm(model)(hidden))
 
 
 def kl_to_final(final_logprobs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
