@@ -1,6 +1,7 @@
 """Offsite fine-tuning of the adapter on an emulator (or of the full model, as the baseline)."""
 
 from .config import FinetuneConfig
-from .loop import FinetuneResult, finetune, train_step
+from .driver import train_step
+from .loop import FinetuneResult, finetune
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "finetune", "train_step"]

@@ -1,6 +1,6 @@
-"""The fine-tuning loop: AdamW with a cosine schedule and warmup, gradient accumulation and clipping, evaluation
-and best-adapter selection, metrics, and checkpoints to resume from; one code path for 1 or N processes
-(``accelerate launch``).
+"""Fine-tuning the adapter (or the full model): AdamW with a cosine schedule and warmup, on the shared training
+driver (:mod:`offsite.train.driver`: accumulation, clipping, evaluation and selection, metrics, checkpoints; one
+code path for 1 or N processes).
 
 A run directory ends with ``adapter.safetensors`` (or ``model/`` for ``all_weights``), ``manifest.json`` and
 ``metrics.jsonl``; while it runs it also holds ``checkpoint/``. Running the same command again resumes from the
@@ -9,28 +9,25 @@ checkpoint, and the run ends with the same adapter as one that was never interru
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_cosine_schedule_with_warmup
 
 from ..emulator import save_adapter
 from ..emulator.bundle import versions
 from ..errors import OffsiteError
 from ..paths import atomic_path, read_json, write_json
-from .checkpoint import Checkpoint, check_identity, cpu_copy, load_checkpoint, load_into, restore_rng, save_run_checkpoint
+from .checkpoint import check_identity
 from .config import FinetuneConfig
 from .data import FinetuneData, collate, epoch_plan, load_finetune_data, steps_per_epoch
-from .metrics import append_metrics, prepare_metrics
+from .driver import Schedule, TrainingJob, drive, warmup_steps
 from .trainable import Target, adapter_tensors, build_target, set_trainable
 from .validation import Selection, validate
 
@@ -53,35 +50,6 @@ class FinetuneResult:
     step: int
     manifest: dict[str, Any] | None
     model: PreTrainedModel | None
-
-
-def train_step(
-    accelerator: Accelerator,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batches: Sequence[dict[str, torch.Tensor]],
-    parameters: Sequence[nn.Parameter],
-    max_grad_norm: float,
-) -> float:
-    """One optimizer step over the micro-``batches`` (gradients accumulated, synchronised across processes once,
-    clipped to ``max_grad_norm``); returns the mean loss over micro-batches and processes."""
-    optimizer.zero_grad(set_to_none=True)
-    total = torch.zeros((), device=accelerator.device)
-    for index, batch in enumerate(batches):
-        # Only the last micro-batch needs the all-reduce of gradients.
-        last = index == len(batches) - 1
-        with contextlib.nullcontext() if last else accelerator.no_sync(model):
-            loss = model(**batch).loss
-            accelerator.backward(loss / len(batches))
-        total += loss.detach().float()
-    accelerator.clip_grad_norm_(parameters, max_grad_norm)
-    optimizer.step()
-    return accelerator.reduce(total / len(batches), "mean").item()
-
-
-def warmup_steps(warmup: float, total: int) -> int:
-    """Warmup steps of a schedule over ``total`` steps: ``warmup`` below 1 is a fraction of them, else a count."""
-    return round(warmup * total) if warmup < 1 else int(warmup)
 
 
 def _identity(config: FinetuneConfig, target: Target, data: FinetuneData, num_processes: int) -> dict[str, Any]:
@@ -135,93 +103,36 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainable = set_trainable(target, config)
     optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
-    per_epoch = steps_per_epoch(len(data.train.pairs), config.batch_size, accelerator.num_processes, config.grad_accum)
+    processes = accelerator.num_processes
+    per_epoch = steps_per_epoch(len(data.train.pairs), config.batch_size, processes, config.grad_accum)
     total = per_epoch * config.epochs
-    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup_steps(config.warmup, total), total)
+    plans: dict[int, list] = {}
 
-    checkpoint: Checkpoint | None = None
-    if (out / CHECKPOINT_DIR / "state.json").is_file():
-        checkpoint = load_checkpoint(out / CHECKPOINT_DIR, identity)
-        load_into(trainable, checkpoint.trainable, "the checkpoint")
-        optimizer.load_state_dict(checkpoint.optimizer)
-        scheduler.load_state_dict(checkpoint.scheduler)
-        accelerator.print(f"offsite: resuming {out} from step {checkpoint.step} of {total}")
-    step = checkpoint.step if checkpoint else 0
-    best = checkpoint.best if checkpoint else None
-    selection = Selection.from_json(checkpoint.best_record) if checkpoint else Selection(metric, config.select_include_init)
-    last_eval: dict[str, Any] | None = None
+    def batches(epoch: int, index: int) -> list[dict[str, torch.Tensor]]:
+        if epoch not in plans:
+            plans.clear()
+            plans[epoch] = epoch_plan(len(data.train.pairs), config.seed, epoch, config.batch_size, processes,
+                                      config.grad_accum)
+        return [collate([data.train.pairs[i] for i in micro[accelerator.process_index]], target.tokenizer.pad_token_id,
+                        accelerator.device) for micro in plans[epoch][index]]
 
-    # The scheduler is stepped by hand once per optimizer step, so it is not handed to accelerate (which would
-    # step it once per process).
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if checkpoint is not None:
-        if accelerator.scaler is not None and checkpoint.scaler is not None:
-            accelerator.scaler.load_state_dict(checkpoint.scaler)
-        restore_rng(checkpoint.rng, accelerator.process_index)
-    metrics_path = out / METRICS_FILE
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        prepare_metrics(metrics_path, step if checkpoint else None)
-    accelerator.wait_for_everyone()
-
-    def log(record: dict[str, Any]) -> None:
-        if main:
-            append_metrics(metrics_path, record)
-
-    def evaluate() -> None:
-        nonlocal best, last_eval
-        scores = validate(accelerator, accelerator.unwrap_model(model), target.tokenizer, data.eval, config.eval_batch_size)
-        last_eval = {"step": step, **scores}
-        log({"step": step, "epoch": step / per_epoch, **{f"eval_{k}": v for k, v in scores.items()}})
-        if selection.offer(step, scores):
-            best = cpu_copy(trainable)
-        accelerator.print(f"offsite: step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-
-    if step == 0:
-        evaluate()  # the zero-shot score of what the adapter runs on (a candidate only with select_include_init)
-    plan: tuple[int, list] = (-1, [])
-    losses: list[float] = checkpoint.losses if checkpoint else []
-    model.train()
-    with tqdm(total=total, initial=step, desc="fine-tuning", unit="step", disable=not (progress and main)) as bar:
-        while step < total:
-            epoch, index = divmod(step, per_epoch)
-            if plan[0] != epoch:
-                plan = (epoch, epoch_plan(len(data.train.pairs), config.seed, epoch, config.batch_size,
-                                          accelerator.num_processes, config.grad_accum))
-            batches = [
-                collate([data.train.pairs[i] for i in micro[accelerator.process_index]],
-                        target.tokenizer.pad_token_id, accelerator.device)
-                for micro in plan[1][index]
-            ]
-            loss = train_step(accelerator, model, optimizer, batches, list(trainable.values()), config.max_grad_norm)
-            if not accelerator.optimizer_step_was_skipped:  # an fp16 overflow skips the step, and so the schedule
-                scheduler.step()
-            step += 1
-            losses.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if step % config.log_every == 0 or step == total:
-                log({"step": step, "epoch": step / per_epoch, "loss": sum(losses) / len(losses),
-                     "lr": scheduler.get_last_lr()[0]})
-                losses = []
-            if (step % config.eval_every == 0 if config.eval_every else step % per_epoch == 0) or step == total:
-                evaluate()
-            if step % config.save_every == 0 and step < total:
-                save_run_checkpoint(accelerator, out / CHECKPOINT_DIR, step, identity, trainable, best,
-                                    selection.to_json(), optimizer, scheduler, losses)
-            if config.stop_after_steps is not None and step >= config.stop_after_steps and step < total:
-                accelerator.wait_for_everyone()
-                return FinetuneResult(out, False, step, None, target.model)
-
-    load_into(trainable, best, "the best state")
-    accelerator.print(f"offsite: kept the adapter of step {selection.best['step']} (best {metric} "
-                      f"{selection.best['score']:.4f})")
-    warning = selection.warning()
-    if warning:
-        accelerator.print(f"offsite: warning: {warning}", file=sys.stderr)
+    job = TrainingJob(
+        accelerator, model, optimizer,
+        get_cosine_schedule_with_warmup(optimizer, warmup_steps(config.warmup, total), total),
+        trainable, batches,
+        lambda trained: validate(accelerator, trained, target.tokenizer, data.eval, config.eval_batch_size),
+        Selection(metric, config.select_include_init),
+        Schedule(total, per_epoch, config.eval_every, config.log_every, config.save_every, config.max_grad_norm,
+                 config.stop_after_steps),
+        out / CHECKPOINT_DIR, out / METRICS_FILE, identity, "fine-tuning",
+    )
+    ended = drive(job, progress)
+    if not ended.completed:
+        return FinetuneResult(out, False, ended.step, None, target.model)
     manifest = None
-    if main:
-        manifest = _write_outputs(out, config, target, data, identity, trainable, selection, last_eval, total)
+    if accelerator.is_main_process:
+        manifest = _write_outputs(out, config, target, data, identity, trainable, ended.selection, ended.last_eval,
+                                  total)
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     accelerator.wait_for_everyone()
     return FinetuneResult(out, True, total, manifest, target.model.eval())
