@@ -108,13 +108,14 @@ def measure(args: argparse.Namespace) -> dict:
 def build_bundles(args: argparse.Namespace, root: Path) -> dict[str, str]:
     """Uniform and CRaSh bundles of ``args.model`` (CRaSh measures CKA on ARC-Easy train unless given a file)."""
     from offsite.emulator.create import EmulatorConfig, create_bundle
+    from offsite.emulator.strategies import AdapterSpec
     from offsite.models import load_model
 
     model, tokenizer = load_model(args.model)
     paths = {}
     for strategy in ("uniform", "crash"):
         paths[strategy] = str(root / strategy)
-        config = EmulatorConfig(strategy=strategy, keep=args.keep, adapter_pads=tuple(args.adapter))
+        config = EmulatorConfig(strategy=strategy, keep=args.keep, adapter=AdapterSpec(pads=tuple(args.adapter)))
         create_bundle(model, tokenizer, config, paths[strategy], args.model, args.similarity)
     return paths
 

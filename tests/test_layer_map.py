@@ -7,7 +7,8 @@ import pytest
 
 from offsite import OffsiteError
 from offsite.emulator import adapter_from_pads, build_layer_map, validate_adapter_layers
-from offsite.emulator.layer_map import LayerMap, nearest_kept
+from offsite.emulator.layer_map import LayerMap
+from offsite.emulator.strategies.fill import nearest
 
 
 def block_similarity(boundaries: list[int], size: int) -> np.ndarray:
@@ -19,20 +20,20 @@ def block_similarity(boundaries: list[int], size: int) -> np.ndarray:
 @pytest.mark.parametrize("num_layers, keep", [(24, 8), (30, 6), (12, 3), (32, 10), (10, 1), (8, 4)])
 def test_uniform_follows_the_offsite_tuning_stride_rule(num_layers, keep):
     adapter = adapter_from_pads(2, 2, num_layers)
-    layer_map, clustering = build_layer_map("uniform", num_layers, adapter, keep)
+    layer_map, details = build_layer_map("uniform", num_layers, adapter, keep)
     middle = list(range(2, num_layers - 2))
     stride = (len(middle) - 1) / (keep - 1) if keep > 1 else 0
     expected = sorted({middle[round(i * stride)] for i in range(keep)})
-    assert clustering is None
+    assert "clustering" not in details and details["kept_layers"] == expected
     assert [s for s in layer_map.sources if s is not None] == [0, 1, *expected, num_layers - 2, num_layers - 1]
     assert all(s in (p, None) for p, s in enumerate(layer_map.sources))
 
 
 def test_crash_keeps_cluster_middles_and_shares_them_to_nearest_positions():
     similarity = block_similarity([2, 6, 11], 14)  # blocks 0-1 | 2-5 | 6-10 | 11-13; adapter 0 and 13
-    layer_map, clustering = build_layer_map("crash", 14, (0, 13), 4, similarity)
-    assert [list(c) for c in clustering.clusters] == [[1], [2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12]]
-    assert clustering.representatives == (1, 4, 8, 12)
+    layer_map, details = build_layer_map("crash", 14, (0, 13), 4, similarity)
+    assert details["clustering"]["clusters"] == [[1], [2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12]]
+    assert details["clustering"]["representatives"] == [1, 4, 8, 12]
     # Every position is filled (full depth); a removed one takes the nearest kept layer, ties (6, 10) the lower.
     assert layer_map.sources == (0, 1, 1, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 13)
     assert layer_map.emulator_sources.count(8) == 4 and layer_map.kept_layers == (0, 1, 4, 8, 12, 13)
@@ -40,8 +41,8 @@ def test_crash_keeps_cluster_middles_and_shares_them_to_nearest_positions():
 
 def test_equal_boundaries_merge_leftmost_first():
     similarity = block_similarity([2, 6, 11], 14)
-    _, clustering = build_layer_map("crash", 14, (0, 13), 3, similarity)
-    assert [list(c) for c in clustering.clusters] == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12]]
+    _, details = build_layer_map("crash", 14, (0, 13), 3, similarity)
+    assert details["clustering"]["clusters"] == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12]]
 
 
 def test_crash_noshare_leaves_removed_positions_empty():
@@ -50,19 +51,19 @@ def test_crash_noshare_leaves_removed_positions_empty():
     assert layer_map.sources == (0, 1, None, None, 4, None, None, None, 8, None, None, None, 12, 13)
 
 
-def test_nearest_kept_breaks_ties_to_the_lower_layer():
-    assert nearest_kept(5, [3, 7]) == 3
-    assert nearest_kept(6, [3, 7]) == 7
+def test_nearest_breaks_ties_as_asked():
+    assert nearest(5, [3, 7], "lower") == 3 and nearest(5, [3, 7], "higher") == 7
+    assert nearest(6, [3, 7], "lower") == 7 and nearest(6, [3, 7], "higher") == 7
 
 
 def test_explicit_adapter_layers_are_never_removed_or_shared():
     similarity = block_similarity([4, 12, 20], 24)
-    layer_map, clustering = build_layer_map("crash", 24, (0, 5, 18, 23), 8, similarity)
+    layer_map, details = build_layer_map("crash", 24, (0, 5, 18, 23), 8, similarity)
     for layer in (0, 5, 18, 23):
         assert layer_map.sources[layer] == layer
         assert layer_map.emulator_sources.count(layer) == 1
     # Clusters never bridge an adapter layer.
-    assert not any(min(c) < 5 < max(c) or min(c) < 18 < max(c) for c in clustering.clusters)
+    assert not any(min(c) < 5 < max(c) or min(c) < 18 < max(c) for c in details["clustering"]["clusters"])
     assert layer_map.adapter_positions == tuple(layer_map.emulator_sources.index(a) for a in (0, 5, 18, 23))
 
 
@@ -79,6 +80,11 @@ def test_layer_map_json_round_trip_and_description():
         (lambda: build_layer_map("uniform", 8, (0, 7), 7), "--keep 7 is not possible"),
         (lambda: build_layer_map("uniform", 8, (0, 7), 0), "--keep 0 is not possible"),
         (lambda: build_layer_map("crash", 8, (0, 7), 2), "needs a layer-similarity matrix"),
+        (lambda: build_layer_map("uniform:kept=1,2", 8, (0, 7), 3), "--keep 3 disagrees with the 2 explicit"),
+        (lambda: build_layer_map("uniform:kept=0,2", 8, (0, 7), None), "kept layer 0 is not a non-adapter layer"),
+        (lambda: build_layer_map("crash:fill=sideways", 8, (0, 7), 2), "fill=sideways is not one of"),
+        (lambda: build_layer_map("crash:colour=red", 8, (0, 7), 2), "strategy crash has no option 'colour'"),
+        (lambda: build_layer_map("uniform", 8, (0, 7), None), "say how many blocks to keep"),
         (lambda: build_layer_map("crash", 8, (0, 7), 2, np.eye(6)), "expected 8x8"),
         (lambda: validate_adapter_layers([0, 8], 8), "adapter layer 8 is out of range"),
         (lambda: validate_adapter_layers([0, 1, 1], 8), "overlap"),

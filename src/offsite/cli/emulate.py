@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 
 from ..emulator.bundle import export_bundle
-from ..emulator.create import EmulatorConfig, SimilaritySource, create_bundle
-from ..emulator.layer_map import STRATEGIES
-from ..errors import OffsiteError
+from ..emulator.create import EmulatorConfig, create_bundle
+from ..emulator.strategies import SIMILARITY_PRESETS, STRATEGIES, AdapterSpec, SimilaritySource, StrategySpec
 from ..models import load_model
 
 
@@ -27,28 +27,70 @@ def adapter_pads(text: str) -> tuple[int, int]:
     return values
 
 
+def strategy_help() -> str:
+    """Every registered strategy with its summary and options (defaults first), for --help."""
+    lines = ["strategies (--strategy NAME[:OPTION=VALUE]...):"]
+    for strategy in STRATEGIES.values():
+        options = ", ".join(f"{f.name}={f.default}" for f in fields(strategy.options)) or "no options"
+        lines.append(f"  {strategy.name}: {strategy.summary} [{options}]")
+    return "\n".join(lines)
+
+
+def add_adapter_arguments(parser: argparse.ArgumentParser) -> None:
+    adapter = parser.add_mutually_exclusive_group()
+    adapter.add_argument("--adapter", type=adapter_pads, metavar="FIRST,LAST",
+                         help="adapter = the first FIRST and last LAST blocks (default 2,2)")
+    adapter.add_argument("--adapter-layers", type=int_list, metavar="I,J,...", help="explicit adapter layer indices")
+
+
+def adapter_spec(args: argparse.Namespace) -> AdapterSpec:
+    return AdapterSpec(args.adapter, args.adapter_layers)
+
+
+def add_similarity_arguments(parser: argparse.ArgumentParser) -> None:
+    """The calibration samples strategies measure similarity, importance and loss on."""
+    group = parser.add_argument_group("calibration samples (what strategies measure layer similarity, importance "
+                                      "and loss on)")
+    defaults = SimilaritySource()
+    group.add_argument("--similarity-preset", choices=SIMILARITY_PRESETS,
+                       help="named settings; authors: 512 validation samples, BOS + prompt + answer, weighted "
+                       "pooling, nothing skipped (flags given explicitly still win)")
+    group.add_argument("--task", help=f"task whose prompt + gold answer are the samples (default {defaults.task})")
+    group.add_argument("--text-file", help="plain-text file instead of a task; one sample per non-empty line")
+    group.add_argument("--split", help=f"default {defaults.split}")
+    group.add_argument("--limit", type=int, help=f"samples (default {defaults.limit})")
+    group.add_argument("--loss-limit", type=int, help=f"samples for loss-based measures (drop-one perplexity, "
+                       f"crash-search; default {defaults.loss_limit})")
+    group.add_argument("--pooling", help="mean | last | weighted | max")
+    group.add_argument("--skip-first", type=int, help="tokens left out of pooling")
+    group.add_argument("--similarity", metavar="FILE",
+                       help="use the CKA (and importance) of a similarity.json from offsite analyze")
+
+
+def similarity_source(args: argparse.Namespace) -> SimilaritySource:
+    given = {name: getattr(args, name) for name in ("task", "text_file", "split", "limit", "loss_limit", "pooling",
+                                                     "skip_first") if getattr(args, name) is not None}
+    return SimilaritySource.from_config({**given, "preset": args.similarity_preset})
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     emulate = subparsers.add_parser(
         "emulate",
-        help="build an emulator bundle (uniform, crash, crash-noshare) from a model",
+        help="build an emulator bundle (uniform, crash, importance, ...) from a model",
         description="Build an emulator and its adapter from MODEL and write them as a bundle directory. "
-        "Layers are numbered from 0. CRaSh strategies measure linear CKA between block outputs on a task split "
-        "(or read it from a similarity.json written by `offsite analyze`).",
+        "Layers are numbered from 0. Strategies measure what they need (linear CKA between block outputs, "
+        "block importance, loss) on calibration samples, or read CKA from a similarity.json of `offsite analyze`.",
+        epilog=strategy_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     emulate.add_argument("model", help="alias, local directory, .gguf file or hub name")
-    emulate.add_argument("--strategy", required=True, choices=STRATEGIES)
-    emulate.add_argument("--keep", type=int, required=True, help="blocks kept besides the adapter (clusters for crash)")
-    adapter = emulate.add_mutually_exclusive_group()
-    adapter.add_argument("--adapter", type=adapter_pads, default=(2, 2), metavar="FIRST,LAST",
-                         help="adapter = the first FIRST and last LAST blocks (default 2,2)")
-    adapter.add_argument("--adapter-layers", type=int_list, metavar="I,J,...", help="explicit adapter layer indices")
-    defaults = SimilaritySource()
-    emulate.add_argument("--task", default=defaults.task, help=f"similarity data (default {defaults.task})")
-    emulate.add_argument("--split", default=defaults.split, help=f"default {defaults.split}")
-    emulate.add_argument("--limit", type=int, default=defaults.limit, help=f"samples (default {defaults.limit})")
-    emulate.add_argument("--pooling", default=defaults.pooling, help="mean | last | weighted | max")
-    emulate.add_argument("--skip-first", type=int, default=defaults.skip_first, help="tokens left out of pooling")
-    emulate.add_argument("--similarity", metavar="FILE", help="use the CKA of a similarity.json from offsite analyze")
+    emulate.add_argument("--strategy", required=True, metavar="NAME[:OPTION=VALUE]...",
+                         help="the strategy and its options, e.g. crash:fill=repeat-all:tie=higher (see below)")
+    emulate.add_argument("--keep", type=int, help="blocks kept besides the adapter (clusters for crash)")
+    emulate.add_argument("--kept-layers", type=int_list, metavar="I,J,...",
+                         help="explicit kept layers (uniform, crash, crash-noshare); --keep may then be left out")
+    add_adapter_arguments(emulate)
+    add_similarity_arguments(emulate)
     emulate.add_argument("--out", required=True, help="bundle directory to write")
     emulate.add_argument("--json", action="store_true", help="print the manifest as JSON")
     emulate.set_defaults(func=run_emulate)
@@ -63,16 +105,15 @@ def _megabytes(size: int) -> str:
     return f"{size / 2**20:.1f} MB"
 
 
+def strategy_spec(args: argparse.Namespace) -> StrategySpec:
+    spec = StrategySpec.parse(args.strategy)
+    if args.kept_layers is None:
+        return spec
+    return StrategySpec(spec.name, (*spec.options, ("kept", args.kept_layers)), spec.adapter, spec.label)
+
+
 def run_emulate(args: argparse.Namespace) -> None:
-    if args.limit < 1:
-        raise OffsiteError(f"--limit must be at least 1, got {args.limit}")
-    config = EmulatorConfig(
-        strategy=args.strategy,
-        keep=args.keep,
-        adapter_pads=args.adapter,
-        adapter_layers=args.adapter_layers,
-        similarity=SimilaritySource(args.task, args.split, args.limit, args.pooling, args.skip_first),
-    )
+    config = EmulatorConfig(strategy_spec(args), args.keep, adapter_spec(args), similarity_source(args))
     model, tokenizer = load_model(args.model)
     layer_map, manifest = create_bundle(model, tokenizer, config, args.out, args.model, args.similarity)
     if args.json:
@@ -81,9 +122,10 @@ def run_emulate(args: argparse.Namespace) -> None:
     base = manifest["base_model"]
     full_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     bundle_bytes = sum(manifest["files"].values())
-    print(f"layer map ({args.strategy}; position: source block, * adapter, · removed; layers from 0):")
+    print(f"layer map ({config.strategy.text}; position: source block, * adapter, c frozen copy of an adapter "
+          "block, · removed; layers from 0):")
     print(f"  {layer_map.describe()}")
-    if manifest["clustering"]:
+    if manifest.get("clustering"):
         print(f"  clusters: {manifest['clustering']['clusters']}")
     print(f"emulator depth {manifest['emulator_depth']} of {base['num_layers']}, "
           f"{len(layer_map.kept_layers)} distinct blocks ({len(layer_map.adapter_layers)} adapter)")

@@ -1,15 +1,18 @@
-"""Emulators: clustering of layers, the layer map of each strategy, building, adapters, bundles on disk and plug-in."""
+"""Emulators: the layer map of each strategy, building, adapters, bundles on disk and plug-in."""
 
 from .adapter import apply_adapter, block_state, load_adapter, save_adapter
 from .build import build_emulator, tied_copy
 from .bundle import Bundle, export_bundle, load_bundle, load_emulator, read_manifest, save_bundle
-from .layer_map import STRATEGIES, LayerMap, adapter_from_pads, build_layer_map, validate_adapter_layers
+from .layer_map import LayerMap, adapter_from_pads, validate_adapter_layers
 from .plugin import adapter_path, plug_into, plugin
+from .strategies import STRATEGIES, AdapterSpec, StrategySpec, build_layer_map
 
 __all__ = [
     "STRATEGIES",
+    "AdapterSpec",
     "Bundle",
     "LayerMap",
+    "StrategySpec",
     "adapter_from_pads",
     "adapter_path",
     "apply_adapter",

@@ -26,16 +26,22 @@ def tied_copy(module: nn.Module) -> nn.Module:
 def build_emulator(model: PreTrainedModel, layer_map: LayerMap) -> PreTrainedModel:
     """Rebuild ``model`` in place as the emulator of ``layer_map`` and return it.
 
-    The first position a block fills gets the block itself; every further position gets a tied copy.
-    Removed blocks are dropped (and freed once nothing else refers to them).
+    The first position a block fills gets the block itself; every further position gets a tied copy. A frozen
+    copy of an adapter block is an untied deep copy (made before any training changes the adapter), and further
+    copies of the same block are tied to that copy. Removed blocks are dropped (and freed once nothing else
+    refers to them).
     """
     if len(get_blocks(model)) != layer_map.num_layers:
         raise ValueError(f"layer map is for {layer_map.num_layers} layers, model has {len(get_blocks(model))}")
     original = list(get_blocks(model))
-    placed: set[int] = set()
+    placed: dict[tuple[int, bool], nn.Module] = {}
     blocks = []
-    for source in layer_map.emulator_sources:
-        blocks.append(tied_copy(original[source]) if source in placed else original[source])
-        placed.add(source)
+    for source, frozen_copy in zip(layer_map.emulator_sources, layer_map.emulator_copies):
+        first = placed.get((source, frozen_copy))
+        if first is None:
+            first = placed[(source, frozen_copy)] = copy.deepcopy(original[source]) if frozen_copy else original[source]
+            blocks.append(first)
+        else:
+            blocks.append(tied_copy(first))
     set_blocks(model, blocks, layer_map.emulator_sources)
     return model

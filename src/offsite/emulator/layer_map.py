@@ -1,16 +1,11 @@
 """The layer map of an emulator: for each of the base model's L positions, which original block fills it.
 
-Strategies:
+A position holds its own block (kept, or an adapter block), a shared kept block (tied weights), a frozen
+untied pretrained copy of an adapter block (the CRaSh authors' "repeat-all"), or nothing (removed). Which
+blocks a strategy keeps and how it fills the rest is in :mod:`offsite.emulator.strategies`.
 
-- ``uniform`` (Offsite-Tuning): keep ``k`` of the non-adapter layers at stride ``(n-1)/(k-1)``, rounded with
-  Python's ``round`` as in the Offsite-Tuning code (``k = 1`` keeps the first); removed positions stay empty.
-- ``crash``: cluster the non-adapter layers into ``k`` runs of adjacent similar layers, keep each cluster's
-  representative, and fill every removed position with the nearest kept representative (tied weights),
-  so the emulator keeps the full depth. Ties between two equally near representatives go to the lower
-  (earlier) layer.
-- ``crash-noshare``: as ``crash`` but removed positions stay empty (the paper's ablation).
-
-Adapter layers are trainable, always kept at their own positions, and never shared into other positions.
+Adapter layers are trainable and always sit at their own positions; elsewhere an adapter block can only
+appear as a frozen copy, never tied to the trainable block.
 """
 
 from __future__ import annotations
@@ -18,21 +13,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-
 from ..errors import OffsiteError
-from ..similarity.clustering import Clustering, cluster_adjacent
-
-STRATEGIES = ("uniform", "crash", "crash-noshare")
-NEEDS_SIMILARITY = ("crash", "crash-noshare")
 
 
 @dataclass(frozen=True)
 class LayerMap:
-    """``sources[p]`` is the original block at position ``p`` (None: removed); ``adapter_layers`` are trainable."""
+    """``sources[p]`` is the original block at position ``p`` (None: removed); ``adapter_layers`` are trainable.
+
+    ``copies`` are the positions filled by a frozen, untied copy of an adapter block's pretrained weights
+    (copies of one adapter block are tied to each other, never to the trainable block).
+    """
 
     sources: tuple[int | None, ...]
     adapter_layers: tuple[int, ...]
+    copies: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for position in self.copies:
+            if not 0 <= position < len(self.sources) or self.sources[position] not in self.adapter_layers:
+                raise OffsiteError(f"layer map position {position} is marked as a copy but holds no adapter block")
+            if self.sources[position] == position:
+                raise OffsiteError(f"layer map position {position} holds adapter block {position} itself, not a copy")
+        for layer in self.adapter_layers:
+            if not 0 <= layer < len(self.sources) or self.sources[layer] != layer:
+                raise OffsiteError(f"adapter layer {layer} must sit at its own position in the layer map")
+        for position, source in enumerate(self.sources):
+            if source in self.adapter_layers and source != position and position not in self.copies:
+                raise OffsiteError(f"adapter block {source} fills position {position}: only a frozen copy may")
 
     @property
     def num_layers(self) -> int:
@@ -45,6 +52,11 @@ class LayerMap:
         return tuple(s for s in self.sources if s is not None)
 
     @property
+    def emulator_copies(self) -> tuple[bool, ...]:
+        """For each position of the emulator, whether it holds a frozen copy of an adapter block."""
+        return tuple(p in self.copies for p, s in enumerate(self.sources) if s is not None)
+
+    @property
     def kept_layers(self) -> tuple[int, ...]:
         """Distinct original blocks the emulator holds, adapter included."""
         return tuple(sorted(set(self.emulator_sources)))
@@ -55,24 +67,45 @@ class LayerMap:
         return tuple(s for s in self.kept_layers if s not in self.adapter_layers)
 
     @property
+    def copied_layers(self) -> tuple[int, ...]:
+        """Adapter blocks that also appear as frozen copies (shipped once more, frozen, in the emulator)."""
+        return tuple(sorted({self.sources[p] for p in self.copies}))
+
+    @property
+    def first_copy_positions(self) -> dict[int, int]:
+        """For each copied adapter block, the emulator position of its first frozen copy (the others are tied to it)."""
+        positions: dict[int, int] = {}
+        for position, (source, copy) in enumerate(zip(self.emulator_sources, self.emulator_copies)):
+            if copy:
+                positions.setdefault(source, position)
+        return positions
+
+    @property
     def adapter_positions(self) -> tuple[int, ...]:
-        """Positions in the emulator's block list that hold the adapter layers, in adapter order."""
-        positions = {s: i for i, s in enumerate(self.emulator_sources)}
+        """Positions in the emulator's block list that hold the trainable adapter blocks, in adapter order."""
+        positions = {s: i for i, (s, copy) in enumerate(zip(self.emulator_sources, self.emulator_copies)) if not copy}
         return tuple(positions[a] for a in self.adapter_layers)
 
     def describe(self) -> str:
-        """One line: each position's source block, ``*`` marking adapter layers and ``·`` removed positions."""
-        cells = ["·" if s is None else f"{s}*" if s in self.adapter_layers else str(s) for s in self.sources]
-        return " ".join(cells)
+        """One line: each position's source block; ``*`` marks adapter blocks, ``c`` frozen copies of them,
+        ``·`` removed positions."""
+        def cell(position: int, source: int | None) -> str:
+            if source is None:
+                return "·"
+            if position in self.copies:
+                return f"{source}c"
+            return f"{source}*" if source in self.adapter_layers else str(source)
+
+        return " ".join(cell(p, s) for p, s in enumerate(self.sources))
 
     def to_json(self) -> dict:
-        return {"sources": list(self.sources), "adapter_layers": list(self.adapter_layers)}
+        return {"sources": list(self.sources), "adapter_layers": list(self.adapter_layers), "copies": list(self.copies)}
 
     @classmethod
     def from_json(cls, data: dict) -> "LayerMap":
-        layer_map = cls(tuple(data["sources"]), tuple(data["adapter_layers"]))
-        validate_adapter_layers(layer_map.adapter_layers, layer_map.num_layers)
-        return layer_map
+        """A layer map from its JSON form (``copies`` may be absent: bundles written before it existed)."""
+        validate_adapter_layers(list(data["adapter_layers"]), len(data["sources"]))
+        return cls(tuple(data["sources"]), tuple(data["adapter_layers"]), tuple(data.get("copies", ())))
 
 
 def adapter_from_pads(first: int, last: int, num_layers: int) -> tuple[int, ...]:
@@ -96,64 +129,3 @@ def validate_adapter_layers(layers: Sequence[int], num_layers: int) -> tuple[int
     if len(layers) >= num_layers:
         raise OffsiteError("the adapter cannot hold every layer: nothing would be emulated")
     return tuple(sorted(layers))
-
-
-def uniform_keep(candidates: Sequence[int], keep: int) -> tuple[int, ...]:
-    """Offsite-Tuning's stride rule: ``keep`` of ``candidates`` at indices ``round(i * (n-1)/(keep-1))``."""
-    if keep == 1:
-        return (candidates[0],)
-    stride = (len(candidates) - 1) / (keep - 1)
-    return tuple(candidates[round(i * stride)] for i in range(keep))
-
-
-def nearest_kept(position: int, kept: Sequence[int]) -> int:
-    """The kept layer nearest to ``position``; on a tie, the lower one."""
-    return min(kept, key=lambda layer: (abs(layer - position), layer))
-
-
-def check_request(
-    strategy: str, num_layers: int, adapter_layers: Sequence[int], keep: int
-) -> tuple[tuple[int, ...], list[int]]:
-    """Validate a request before any costly work; return the sorted adapter and the non-adapter candidates."""
-    if strategy not in STRATEGIES:
-        raise OffsiteError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
-    adapter = validate_adapter_layers(list(adapter_layers), num_layers)
-    candidates = [layer for layer in range(num_layers) if layer not in adapter]
-    if not 1 <= keep <= len(candidates):
-        raise OffsiteError(
-            f"--keep {keep} is not possible: choose 1..{len(candidates)} (the non-adapter layers of this model)"
-        )
-    return adapter, candidates
-
-
-def build_layer_map(
-    strategy: str,
-    num_layers: int,
-    adapter_layers: Sequence[int],
-    keep: int,
-    similarity: np.ndarray | None = None,
-) -> tuple[LayerMap, Clustering | None]:
-    """The layer map of ``strategy`` keeping ``keep`` non-adapter blocks, and the clustering it used (if any).
-
-    ``similarity`` (L×L, e.g. linear CKA between block outputs) is required by the CRaSh strategies.
-    """
-    adapter, candidates = check_request(strategy, num_layers, adapter_layers, keep)
-    clustering = None
-    if strategy == "uniform":
-        kept = uniform_keep(candidates, keep)
-    else:
-        if similarity is None:
-            raise OffsiteError(f"strategy {strategy} needs a layer-similarity matrix")
-        if np.shape(similarity) != (num_layers, num_layers):
-            raise OffsiteError(f"similarity matrix is {np.shape(similarity)}, expected {num_layers}x{num_layers}")
-        clustering = cluster_adjacent(similarity, keep, candidates)
-        kept = clustering.representatives
-    sources: list[int | None] = []
-    for position in range(num_layers):
-        if position in adapter or position in kept:
-            sources.append(position)
-        elif strategy == "crash":
-            sources.append(nearest_kept(position, kept))
-        else:
-            sources.append(None)
-    return LayerMap(tuple(sources), adapter), clustering

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from ..errors import OffsiteError
+from ..similarity.hidden_states import start_token
 from .forward import eval_mode, model_max_length, sum_target_logprobs
 from .scores import PerplexityScore
 
@@ -53,10 +54,7 @@ def text_perplexity(
         raise OffsiteError(f"window {window} is longer than the model's maximum of {model_max_length(model)} tokens")
     if batch_size < 1:
         raise OffsiteError(f"batch size must be at least 1, got {batch_size}")
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    if start is None:
-        raise OffsiteError("the tokenizer has neither a BOS nor an EOS token to start the text with")
-    tokens = [start] + tokenizer(text, add_special_tokens=False)["input_ids"]
+    tokens = [start_token(tokenizer)] + tokenizer(text, add_special_tokens=False)["input_ids"]
     if len(tokens) < 2:
         raise OffsiteError("the text has no tokens to score")
 

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from ..emulator.create import SimilaritySource
-from ..emulator.layer_map import STRATEGIES
+from ..emulator.strategies import STRATEGIES
 from ..errors import OffsiteError
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..data import get_task, load_examples
 from ..emulator import apply_adapter, block_state, load_bundle, plug_into
 from ..emulator.create import EmulatorConfig, create_bundle
+from ..emulator.strategies import AdapterSpec
 from ..errors import OffsiteError
 from ..evaluate import evaluate_multiple_choice
 from ..models import load_model
@@ -79,8 +80,9 @@ class Experiment:
         if not (path / "manifest.json").is_file():
             self.log(f"== emulator: {strategy} (keep {self.config.keep})")
             model, tokenizer = self.base()
-            emulator = EmulatorConfig(strategy, self.config.keep, self.config.adapter, self.config.adapter_layers,
-                                      self.config.similarity)
+            adapter = AdapterSpec(None if self.config.adapter_layers else self.config.adapter,
+                                  self.config.adapter_layers)
+            emulator = EmulatorConfig(strategy, self.config.keep, adapter, self.config.similarity)
             layer_map, _ = create_bundle(model, tokenizer, emulator, path, self.config.model,
                                          self.config.similarity_file)
             self.log(f"   layer map: {layer_map.describe()}")

@@ -31,13 +31,15 @@ class HiddenStateConfig:
     """How to turn samples into one vector per sample and layer.
 
     ``skip_first`` leaves the first tokens of each sample out of pooling (the attention sink); each sample
-    is truncated to ``max_length`` tokens; ``batch_size`` samples go through the model at once.
+    is truncated to ``max_length`` tokens; ``batch_size`` samples go through the model at once. ``bos``
+    puts the tokenizer's BOS token before each sample (the CRaSh authors' samples start with it).
     """
 
     pooling: str = "mean"
     skip_first: int = 1
     batch_size: int = 8
     max_length: int = 512
+    bos: bool = False
 
     def __post_init__(self) -> None:
         check_pooling(self.pooling)
@@ -80,11 +82,23 @@ def text_samples(text: str, limit: int | None = None) -> list[str]:
     return samples[:limit] if limit is not None else samples
 
 
-def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids of each text, without special tokens (as evaluation sees them), truncated to ``max_length``."""
+def start_token(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The token a text starts from: BOS, or EOS where there is no BOS (as the harness scores text)."""
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if start is None:
+        raise OffsiteError("the tokenizer has neither a BOS nor an EOS token to start a text with")
+    return start
+
+
+def encode_texts(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, bos: bool = False
+) -> list[list[int]]:
+    """Token ids of each text, without special tokens (as evaluation sees them) unless ``bos`` puts the start
+    token (:func:`start_token`) first, truncated to ``max_length``."""
     if not texts:
         raise OffsiteError("no samples to run through the model")
-    ids = [tokenizer(text, add_special_tokens=False)["input_ids"][:max_length] for text in texts]
+    prefix = [start_token(tokenizer)] if bos else []
+    ids = [(prefix + tokenizer(text, add_special_tokens=False)["input_ids"])[:max_length] for text in texts]
     empty = [i for i, sample in enumerate(ids) if not sample]
     if empty:
         raise OffsiteError(f"sample {empty[0]} has no tokens (empty text)")
@@ -154,7 +168,51 @@ def block_outputs(model: nn.Module, input_ids: torch.Tensor, attention_mask: tor
     return [outputs[i] for i in range(num_layers(model))], logits
 
 
+BlockCallback = Callable[[int | None, torch.Tensor, torch.Tensor, list[int]], None]
+
+
 @torch.no_grad()
+def run_block_outputs(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    config: HiddenStateConfig,
+    callback: BlockCallback,
+    progress: bool = True,
+    desc: str = "hidden states",
+) -> int:
+    """Run ``texts`` through ``model`` in batches of similar length; return the number of pooled tokens.
+
+    For every batch, ``callback(layer, hidden, mask, rows)`` sees the embedding output (``layer`` None) and then
+    each block's output (B×T×d) as soon as the block has run, with the batch's pooling mask (B×T, see
+    :func:`pooling_mask`) and the indices in ``texts`` of its rows.
+    """
+    ids = encode_texts(tokenizer, texts, config.max_length, config.bos)
+    too_short = [i for i, sample in enumerate(ids) if len(sample) <= config.skip_first]
+    if too_short:
+        i = too_short[0]
+        raise OffsiteError(
+            f"sample {i} has only {len(ids[i])} token(s), so skip_first={config.skip_first} leaves none to pool"
+        )
+    rows: list[int] = []
+    mask = torch.empty(0)
+
+    def relay(layer: int | None, hidden: torch.Tensor) -> None:
+        callback(layer, hidden, mask.to(hidden.device), rows)
+
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    num_tokens = 0
+    with capture_block_outputs(model, relay), tqdm(total=len(ids), unit="sample", desc=desc, disable=not progress) as bar:
+        for start in range(0, len(ids), config.batch_size):
+            rows = order[start : start + config.batch_size]
+            input_ids, attention_mask = pad_batch([ids[i] for i in rows], tokenizer.pad_token_id)
+            mask = pooling_mask(attention_mask, config.skip_first)
+            num_tokens += int(mask.sum())
+            forward(model, input_ids, attention_mask, logits=False)
+            bar.update(len(rows))
+    return num_tokens
+
+
 def collect_hidden_states(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -168,38 +226,16 @@ def collect_hidden_states(
     of one batch are held at a time. Samples are batched by length to waste little on padding; the result
     keeps the order of ``texts``.
     """
-    ids = encode_texts(tokenizer, texts, config.max_length)
-    too_short = [i for i, sample in enumerate(ids) if len(sample) <= config.skip_first]
-    if too_short:
-        i = too_short[0]
-        raise OffsiteError(
-            f"sample {i} has only {len(ids[i])} token(s), so skip_first={config.skip_first} leaves none to pool"
-        )
-    count = len(ids)
-    total = num_layers(model) + 1  # the embedding output, then each block
-    pooled: list[np.ndarray | None] = [None] * total
-    rows: list[int] = []
-    mask = torch.empty(0)
+    pooled: list[np.ndarray | None] = [None] * (num_layers(model) + 1)  # the embedding output, then each block
 
-    def store(layer: int | None, hidden: torch.Tensor) -> None:
+    def store(layer: int | None, hidden: torch.Tensor, mask: torch.Tensor, rows: list[int]) -> None:
         slot = 0 if layer is None else layer + 1
-        vectors = pool(hidden, mask.to(hidden.device), config.pooling).cpu().numpy()
+        vectors = pool(hidden, mask, config.pooling).cpu().numpy()
         if pooled[slot] is None:
-            pooled[slot] = np.empty((count, vectors.shape[1]), dtype=np.float64)
+            pooled[slot] = np.empty((len(texts), vectors.shape[1]), dtype=np.float64)
         pooled[slot][rows] = vectors
 
-    order = sorted(range(count), key=lambda i: len(ids[i]), reverse=True)
-    num_tokens = 0
-    with capture_block_outputs(model, store), tqdm(
-        total=count, unit="sample", desc="hidden states", disable=not progress
-    ) as bar:
-        for start in range(0, count, config.batch_size):
-            rows = order[start : start + config.batch_size]
-            input_ids, attention_mask = pad_batch([ids[i] for i in rows], tokenizer.pad_token_id)
-            mask = pooling_mask(attention_mask, config.skip_first)
-            num_tokens += int(mask.sum())
-            forward(model, input_ids, attention_mask, logits=False)
-            bar.update(len(rows))
+    num_tokens = run_block_outputs(model, tokenizer, texts, config, store, progress)
     if any(p is None for p in pooled):
         raise OffsiteError("the model did not run all its blocks; cannot collect every block's output")
     return PooledHiddenStates(pooled[0], np.stack(pooled[1:]), num_tokens, config)
