@@ -14,8 +14,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...errors import OffsiteError
 from ...models import num_layers
-from ...paths import read_json
 from ...similarity import HiddenStateConfig, analysis_texts, layer_cka
+from ...similarity.files import read_similarity_file
 from ...similarity.importance import LayerImportance, layer_importance
 from ...similarity.language_loss import TokenBatches, token_batches
 
@@ -119,13 +119,7 @@ class StrategyInputs:
     ) -> "StrategyInputs":
         """CKA (and importance, where saved) from a ``similarity.json`` of ``offsite analyze``, checked against
         ``model``'s depth; anything else is measured on ``source``."""
-        data = read_json(path, "similarity file")
-        if "cka" not in data:
-            raise OffsiteError(f"{path} has no 'cka' matrix: write it with offsite analyze")
-        cka = np.asarray(data["cka"], dtype=np.float64)
-        depth = num_layers(model)
-        if cka.shape != (depth, depth):
-            raise OffsiteError(f"{path} holds a {cka.shape[0]}-layer CKA matrix, but the model has {depth} layers")
+        cka, data = read_similarity_file(path, num_layers(model))
         importance = LayerImportance.from_json(data["importance"]) if data.get("importance") else None
         settings = {k: data.get(k) for k in ("model", "task", "split", "num_samples", "pooling", "skip_first")}
         return cls(model, tokenizer, source, similarity=cka, importance=importance,
