@@ -1,14 +1,30 @@
-"""Where offsite keeps its caches, and how it writes files so that an interrupted run leaves nothing half-written."""
+"""Where offsite keeps its caches, and how it writes files: never over a user's data, never half-written.
+
+Every output goes through this module. A file or directory is written under a temporary sibling
+(``.NAME.PID.XXXXXXXX.tmp``), flushed to disk, then renamed into place. A directory offsite writes gets a record
+file (:data:`RECORD`) listing the entries it wrote; only a directory whose entries offsite all wrote (or an empty
+one) is ever replaced, as rename-old-aside, rename-new-in, delete-old. Any other non-empty directory is refused;
+with ``force`` the new entries are added beside its files, and a file offsite did not write is never touched.
+The current directory, a directory holding it, and the command's own inputs (or folders holding them) are
+always refused. Temporaries left by a killed process are removed by the next write next to them.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+
+from .errors import OffsiteError
+
+RECORD = ".offsite.json"
+RECORD_FORMAT = "offsite-output"
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
 
 
 def cache_dir() -> Path:
@@ -19,23 +35,204 @@ def cache_dir() -> Path:
     return path
 
 
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path to write a file or directory into; rename it onto ``target`` on success.
+def _recorded_entries(directory: Path) -> set[str]:
+    """The entries the record of ``directory`` says offsite wrote (none when there is no readable record)."""
+    try:
+        record = json.loads((directory / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    entries = record.get("entries") if isinstance(record, dict) and record.get("format") == RECORD_FORMAT else None
+    return {e for e in entries if isinstance(e, str)} if isinstance(entries, list) else set()
 
-    On an exception the temporary path is removed and ``target`` is left as it was.
+
+def _present_entries(directory: Path) -> set[str]:
+    """The entries of ``directory`` other than its record and offsite's temporaries."""
+    return {p.name for p in directory.iterdir() if p.name != RECORD and not _TEMPORARY.match(p.name)}
+
+
+def written_by_offsite(directory: str | os.PathLike) -> bool:
+    """Whether every entry of ``directory`` was written by offsite (an empty directory counts: nothing to lose)."""
+    directory = Path(directory)
+    return directory.is_dir() and _present_entries(directory) <= _recorded_entries(directory)
+
+
+def _overlap(target: Path, source: Path) -> str | None:
+    """How ``target`` overlaps the input ``source`` (both resolved), or None."""
+    if target == source:
+        return "is the input"
+    if target in source.parents:
+        return "holds the input"
+    if source in target.parents:
+        return "is inside the input"
+    return None
+
+
+def check_output(
+    target: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), force: bool = False, directory: bool = True
+) -> Path:
+    """Refuse, in one line, an output path that would destroy data; return it as a :class:`Path`.
+
+    Refused always: the current directory or one holding it, a symbolic link, an input of the command (or a folder
+    holding it, or a path inside it), and a file where a directory goes or the reverse. Refused unless ``force``:
+    a non-empty directory with entries that offsite did not write.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    staging = tmp / target.name
+    resolved, cwd = target.resolve(), Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise OffsiteError(f"refusing to write to {target}: it is the current directory or holds it; "
+                           "name a new directory (--force does not change this)")
+    for source in inputs:
+        overlap = _overlap(resolved, Path(source).resolve())
+        if overlap:
+            raise OffsiteError(f"refusing to write to {target}: it {overlap} {source} "
+                               "(--force does not change this)")
+    if target.is_symlink():
+        raise OffsiteError(f"refusing to write to {target}: it is a symbolic link; name a real path "
+                           "(--force does not change this)")
+    if target.exists() and directory and not target.is_dir():
+        raise OffsiteError(f"refusing to write to {target}: it is a file and a directory is to be written; "
+                           "name a new directory (--force never replaces a file)")
+    if target.is_dir() and not directory:
+        raise OffsiteError(f"refusing to write to {target}: it is a directory and a file is to be written "
+                           "(--force does not change this)")
+    if target.is_dir() and not force and not written_by_offsite(target):
+        raise OffsiteError(f"refusing to write to {target}: it is a non-empty directory that offsite did not write; "
+                           "name a new one, or add --force to write beside its files (offsite never deletes them)")
+    return target
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file, or a directory with everything in it, to disk."""
+    paths = [path] if not path.is_dir() else [Path(root) / name for root, dirs, files in os.walk(path)
+                                               for name in [*files, *dirs]] + [path]
+    for item in paths:
+        if item.is_symlink():
+            continue
+        descriptor = os.open(item, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        except OSError:  # some systems cannot flush a directory; its entries are flushed already
+            pass
+        finally:
+            os.close(descriptor)
+
+
+def _write_record(directory: Path, entries: Iterable[str]) -> None:
+    record = {"format": RECORD_FORMAT, "written_by": "offsite", "entries": sorted(set(entries))}
+    tmp = directory / f".{RECORD}.{os.getpid()}.record00.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, directory / RECORD)
+
+
+def _alive(pid: int) -> bool:
     try:
-        yield staging
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _sweep_temporaries(directory: Path) -> None:
+    """Remove the temporaries that killed offsite processes left in ``directory``."""
+    for child in directory.iterdir():
+        match = _TEMPORARY.match(child.name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _replace_entry(new: Path, target: Path, aside: Path) -> None:
+    """Put ``new`` at ``target``: an existing directory is renamed to ``aside`` first (deleted by the caller)."""
+    if target.is_dir() and not target.is_symlink():
+        os.rename(target, aside)
+    os.replace(new, target)
+
+
+def _commit_directory(staged: Path, target: Path, force: bool, work: Path) -> None:
+    entries = {p.name for p in staged.iterdir()}
+    if not target.exists() or written_by_offsite(target):
+        _write_record(staged, entries)
+        _fsync(staged)
+        _replace_entry(staged, target, work / ".replaced")
+        return
+    check_output(target, force=force)  # a non-empty directory offsite did not write: only with force
+    recorded = _recorded_entries(target)
+    clashes = sorted(name for name in entries & _present_entries(target) if name not in recorded)
+    if clashes:
+        raise OffsiteError(f"refusing to write {target / clashes[0]}: it exists and offsite did not write it "
+                           "(--force never replaces such a file); choose another --out")
+    _fsync(staged)
+    for name in sorted(entries):
+        _replace_entry(staged / name, target / name, work / f".replaced-{name}")
+    _write_record(target, recorded | entries)
+
+
+@contextlib.contextmanager
+def atomic_path(
+    target: str | os.PathLike, force: bool = False, inputs: Iterable[str | os.PathLike] = ()
+) -> Iterator[Path]:
+    """Yield a temporary path to write a file or a directory into; on success it replaces ``target`` safely.
+
+    A directory written here is recorded as offsite's. On an exception nothing changes at ``target``. See the
+    module's docstring (and :func:`check_output`) for what is refused and what ``force`` allows.
+    """
+    target = Path(target)
+    check_output(target, inputs, force, directory=not target.is_file())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_temporaries(target.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+    staged = work / target.name
+    try:
+        yield staged
+        if staged.is_dir():
+            _commit_directory(staged, target, force, work)
+        else:
+            check_output(target, directory=False)
+            _fsync(staged)
+            os.replace(staged, target)
+        _fsync(target.parent)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def claim_directory(
+    target: str | os.PathLike, entries: Iterable[str], force: bool = False, inputs: Iterable[str | os.PathLike] = ()
+) -> Path:
+    """Make ``target`` a directory that a long, resumable command fills bit by bit, with the top-level ``entries``
+    it will write recorded as offsite's; return it.
+
+    A directory offsite wrote is kept as it is (its command resumes there); any other non-empty one is refused
+    unless ``force``, and even then none of ``entries`` may already exist there.
+    """
+    entries = set(entries)
+    target = check_output(target, inputs, force)
+    target.mkdir(parents=True, exist_ok=True)
+    _sweep_temporaries(target)
+    recorded = _recorded_entries(target)
+    clashes = sorted(name for name in entries & _present_entries(target) if name not in recorded)
+    if clashes:
+        raise OffsiteError(f"refusing to write {target / clashes[0]}: it exists and offsite did not write it "
+                           "(--force never replaces such a file); choose another --out")
+    _write_record(target, recorded | entries)
+    return target
+
+
+def remove_output(path: str | os.PathLike) -> None:
+    """Delete a directory that offsite wrote (renamed aside first, so no half-deleted one stays under its name)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not written_by_offsite(path):
+        raise OffsiteError(f"refusing to delete {path}: it holds files that offsite did not write")
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    os.rename(path, aside / path.name)
+    shutil.rmtree(aside)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
@@ -46,12 +243,12 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     """Read a JSON file, turning a missing or corrupt file into an :class:`OffsiteError`."""
-    from .errors import OffsiteError
-
     path = Path(path)
     if not path.is_file():
         raise OffsiteError(f"{what} not found: {path}")
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OffsiteError(f"{what} {path} is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise OffsiteError(f"{what} {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise OffsiteError(f"{what} {path} is not valid JSON (not UTF-8 text)") from None
