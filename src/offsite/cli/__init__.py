@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..errors import OffsiteError
 
-COMMAND_MODULES = ["inspect", "analyze", "emulate", "finetune", "evaluate", "experiment", "demo"]
+COMMAND_MODULES = ["inspect", "analyze", "emulate", "finetune", "evaluate", "experiment", "distill", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,17 +80,25 @@ def save_bundle(
     layer_map: LayerMap,
     out: str | os.PathLike,
     details: dict[str, Any],
+    frozen_blocks_from: PreTrainedModel | None = None,
 ) -> dict[str, Any]:
     """Write the bundle of ``layer_map`` for the (unmodified) base ``model`` to ``out``; return its manifest.
 
     ``details`` (strategy, keep, clustering, similarity settings, base model name) go into the manifest.
+    ``frozen_blocks_from``, an emulator of ``layer_map`` whose frozen blocks were trained (distilled), supplies
+    those blocks instead of the base model; everything else still comes from the base.
     The directory appears only when complete.
     """
     if len(get_blocks(model)) != layer_map.num_layers:
         raise OffsiteError(f"layer map is for {layer_map.num_layers} layers but the model has {len(get_blocks(model))}")
     base_fingerprint = fingerprint(model)
     frozen = layer_map.frozen_layers
-    emulator_state = {**_non_block_state(model), **block_state(model, frozen, frozen)}
+    if frozen_blocks_from is None:
+        frozen_state = block_state(model, frozen, frozen)
+    else:
+        sources = layer_map.emulator_sources
+        frozen_state = block_state(frozen_blocks_from, frozen, [sources.index(layer) for layer in frozen])
+    emulator_state = {**_non_block_state(model), **frozen_state}
     adapter_state = block_state(model, layer_map.adapter_layers, layer_map.adapter_layers)
     out = Path(out)
     with atomic_path(out) as tmp:

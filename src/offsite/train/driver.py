@@ -93,10 +93,11 @@ class TrainingJob:
 @dataclass
 class DriveResult:
     """How :func:`drive` ended: ``completed`` (the selected state is loaded into the trainable parameters) or
-    stopped at ``step``; the selection and the last evaluation."""
+    stopped at ``step``, having started (or resumed) at ``start_step``; the selection and the last evaluation."""
 
     completed: bool
     step: int
+    start_step: int
     selection: Selection
     last_eval: dict[str, Any] | None
 
@@ -118,7 +119,7 @@ def drive(job: TrainingJob, progress: bool = True) -> DriveResult:
     accelerator, schedule = job.accelerator, job.schedule
     main = accelerator.is_main_process
     checkpoint = _resume(job)
-    step = checkpoint.step if checkpoint else 0
+    step = start_step = checkpoint.step if checkpoint else 0
     best = checkpoint.best if checkpoint else None
     selection = Selection.from_json(checkpoint.best_record) if checkpoint else job.selection
     losses: list[float] = checkpoint.losses if checkpoint else []
@@ -171,11 +172,11 @@ def drive(job: TrainingJob, progress: bool = True) -> DriveResult:
                                     selection.to_json(), optimizer, job.scheduler, losses)
             if schedule.stop_after_steps is not None and schedule.stop_after_steps <= step < schedule.total:
                 accelerator.wait_for_everyone()
-                return DriveResult(False, step, selection, last_eval)
+                return DriveResult(False, step, start_step, selection, last_eval)
 
     load_into(job.trainable, best, "the best state")
     accelerator.print(f"offsite: kept step {selection.best['step']} (best {selection.metric} {selection.best['score']:.4f})")
     warning = selection.warning()
     if warning:
         accelerator.print(f"offsite: warning: {warning}", file=sys.stderr)
-    return DriveResult(True, step, selection, last_eval)
+    return DriveResult(True, step, start_step, selection, last_eval)
