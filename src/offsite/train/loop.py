@@ -9,7 +9,6 @@ checkpoint, and the run ends with the same adapter as one that was never interru
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from transformers import PreTrainedModel, get_cosine_schedule_with_warmup
 from ..emulator import save_adapter
 from ..emulator.bundle import versions
 from ..errors import OffsiteError
-from ..paths import atomic_path, read_json, write_json
+from ..paths import atomic_path, check_output, claim_directory, read_json, remove_output, write_json
 from .checkpoint import check_identity
 from .config import FinetuneConfig
 from .data import FinetuneData, collate, epoch_plan, load_finetune_data, steps_per_epoch
@@ -37,6 +36,7 @@ ADAPTER_FILE = "adapter.safetensors"
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoint"
+RUN_ENTRIES = (ADAPTER_FILE, MODEL_DIR, MANIFEST, METRICS_FILE, CHECKPOINT_DIR)
 
 
 @dataclass
@@ -72,12 +72,14 @@ def _manifest_identity(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
+def finetune(config: FinetuneConfig, progress: bool = True, force: bool = False) -> FinetuneResult:
     """Fine-tune as ``config`` says and write the run directory ``config.out``; resume from its checkpoint if any.
 
     Works unchanged under ``accelerate launch`` with several processes; only the main process writes files.
+    ``config.out`` is checked as :func:`offsite.paths.claim_directory` says (``force`` included).
     """
-    out = Path(config.out)
+    inputs = [p for p in (config.source, config.task, config.eval_task, config.bundle) if p and Path(p).exists()]
+    out = check_output(config.out, inputs, force)
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise OffsiteError("--mixed-precision fp16 needs a GPU; on the CPU use bf16 or no")
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
@@ -94,6 +96,8 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     identity = _identity(config, target, data, accelerator.num_processes)
     if (out / MANIFEST).is_file():
         manifest = read_json(out / MANIFEST, "run manifest")
+        if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
+            raise OffsiteError(f"{out} holds something other than a fine-tuning run; choose another --out")
         check_identity(_manifest_identity(manifest), identity, out)
         accelerator.print(f"offsite: {out} already holds this finished run")
         return FinetuneResult(out, True, manifest["steps"], manifest, None)
@@ -126,6 +130,8 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
                  config.stop_after_steps),
         out / CHECKPOINT_DIR, out / METRICS_FILE, identity, "fine-tuning",
     )
+    if main:
+        claim_directory(out, RUN_ENTRIES, force, inputs)
     ended = drive(job, progress)
     if not ended.completed:
         return FinetuneResult(out, False, ended.step, None, target.model)
@@ -133,7 +139,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     if accelerator.is_main_process:
         manifest = _write_outputs(out, config, target, data, identity, trainable, ended.selection, ended.last_eval,
                                   total)
-        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+        remove_output(out / CHECKPOINT_DIR)
     accelerator.wait_for_everyone()
     return FinetuneResult(out, True, total, manifest, target.model.eval())
 

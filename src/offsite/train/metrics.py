@@ -7,14 +7,36 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import OffsiteError
 from ..paths import atomic_path
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics log, in order (none when it does not exist)."""
+    """The records of a metrics log, in order (none when it does not exist).
+
+    A last line cut short (the process was killed while writing it: no newline ends it) is left out, so a resumed
+    run continues from the last complete step; any other line that is not a JSON object with a ``step`` is an error.
+    """
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise OffsiteError(f"metrics log {path} is not UTF-8 text: it is corrupt") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise OffsiteError(f"metrics log {path}, line {number}, is not JSON: the log is corrupt") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int) or isinstance(record["step"], bool):
+            raise OffsiteError(f"metrics log {path}, line {number}, is not a record with a step: the log is corrupt")
+        records.append(record)
+    return records
 
 
 def prepare_metrics(path: Path, resume_step: int | None) -> None:
