@@ -50,10 +50,14 @@ def test_analyze_writes_json_and_figures(saved_models, text_file, tmp_path, caps
     assert data["representatives"] == [c[len(c) // 2] for c in data["clusters"]]
     assert (data["pooling"], data["skip_first"], data["num_samples"]) == ("weighted", 2, 12)
     assert data["model"] == saved_models[0] and data["text_file"] == text_file
+    importance = data["importance"]  # measured on the first 64 (here all 12) samples by default
+    assert importance["num_samples"] == 12 and importance["perplexity"] > 1
+    for key in ("block_influence", "angular_distance", "drop_one_perplexity"):
+        assert len(importance[key]) == 6
     for name in ("cka.png", "adjacent.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
-    assert "representative" in printed and "numbered from 0" in printed
+    assert "representative" in printed and "numbered from 0" in printed and "drop-one ppl" in printed
 
 
 def test_analyze_several_models_gives_a_side_by_side_figure(saved_models, text_file, tmp_path):

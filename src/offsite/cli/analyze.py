@@ -43,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     analyze.add_argument("--skip-first", type=int, default=1, metavar="K",
                          help="leave each sample's first K tokens out of pooling (default: 1, the attention sink)")
     analyze.add_argument("--clusters", type=int, default=6, help="number of adjacent clusters (default: 6)")
+    analyze.add_argument("--importance-limit", type=int, default=64, metavar="N",
+                         help="measure each block's importance (block influence, angular distance, drop-one "
+                         "perplexity) on the first N samples (default: 64; 0: skip)")
+    analyze.add_argument("--no-drop-one", action="store_true",
+                         help="skip drop-one perplexity (one more forward pass over the samples per block)")
     analyze.add_argument("--batch-size", type=int, default=8, help="samples per forward pass (default: 8)")
     analyze.add_argument("--max-length", type=int, default=512, help="truncate samples to this many tokens")
     analyze.add_argument("--out", required=True, help="output directory (one sub-directory per model when several)")
@@ -89,7 +94,8 @@ def run_analyze(args: argparse.Namespace) -> None:
     results = []
     for name, slug in zip(args.models, slugs):
         model, tokenizer = load_model(name)
-        result = analyze_similarity(model, tokenizer, texts, args.clusters, config, name, source)
+        result = analyze_similarity(model, tokenizer, texts, args.clusters, config, name, source,
+                                    importance_limit=args.importance_limit, drop_one=not args.no_drop_one)
         del model
         model_out = out if len(args.models) == 1 else out / slug
         paths = write_similarity(result, model_out)
@@ -97,6 +103,9 @@ def run_analyze(args: argparse.Namespace) -> None:
         print(f"\n{name}: {result.num_samples} samples, {args.pooling} pooling, first {args.skip_first} token(s) "
               f"skipped; {LAYERS_NOTE}")
         print(format_table(result.cluster_rows(), ["cluster", "layers", "size", "representative", "min_cka"]))
+        if result.importance is not None:
+            rows = result.importance.rows()
+            print(format_table(rows, list(rows[0])))
         print("wrote " + ", ".join(str(p) for p in paths))
     if len(results) > 1:
         from ..report.similarity_plots import save_cka_comparison  # matplotlib only when plotting

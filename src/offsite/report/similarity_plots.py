@@ -7,7 +7,7 @@ Every file is written atomically. Layers are numbered from 0 (the first block).
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -47,12 +47,54 @@ def draw_cka_heatmap(ax: Axes, cka: np.ndarray, clusters: Clusters, title: str):
     return image
 
 
-def save_cka_heatmap(path: str | os.PathLike, cka: np.ndarray, clusters: Clusters, title: str) -> None:
-    """One CKA heatmap with its clusters outlined, as a PNG."""
-    figure = Figure(figsize=(6.2, 5.2))
-    ax = figure.add_subplot()
-    image = draw_cka_heatmap(ax, cka, clusters, title)
-    figure.colorbar(image, ax=ax, label="linear CKA")
+def draw_importance(ax: Axes, cosine_measures: Mapping[str, Sequence[float]], drop_one: Sequence[float] | None,
+                    full_perplexity: float | None) -> None:
+    """Per layer: the cosine measures (left axis) and drop-one perplexity (right axis, log scale), with the full
+    model's perplexity as a dotted line."""
+    for name, values in cosine_measures.items():
+        ax.plot(np.arange(len(values)), values, marker="o", markersize=3, label=name)
+    ax.set_ylabel("1 − cos, arccos/π")
+    ax.set_xlabel("layer")
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if drop_one is not None:
+        right = ax.twinx()
+        right.plot(np.arange(len(drop_one)), drop_one, color="tab:red", marker="s", markersize=3,
+                   label="drop-one perplexity")
+        if full_perplexity is not None:
+            right.axhline(full_perplexity, color="tab:red", linestyle=":", linewidth=1, label="full model")
+        right.set_yscale("log")
+        right.set_ylabel("perplexity", color="tab:red")
+        more_handles, more_labels = right.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    ax.legend(handles, labels, fontsize=7, loc="upper center", ncol=4)
+
+
+def save_cka_heatmap(
+    path: str | os.PathLike,
+    cka: np.ndarray,
+    clusters: Clusters,
+    title: str,
+    cosine_measures: Mapping[str, Sequence[float]] | None = None,
+    drop_one: Sequence[float] | None = None,
+    full_perplexity: float | None = None,
+) -> None:
+    """One CKA heatmap with its clusters outlined, as a PNG; with ``cosine_measures`` (name -> value per layer),
+    the layers' importance is drawn under it on the same layer axis (see :func:`draw_importance`)."""
+    if cosine_measures is None:
+        figure = Figure(figsize=(6.2, 5.2))
+        ax = figure.add_subplot()
+        image = draw_cka_heatmap(ax, cka, clusters, title)
+        figure.colorbar(image, ax=ax, label="linear CKA")
+        save_figure(figure, path)
+        return
+    figure = Figure(figsize=(6.6, 7.6))
+    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3.2, 1.4]})
+    image = draw_cka_heatmap(top, cka, clusters, title)
+    top.set_aspect("auto")  # square cells would narrow the heatmap and break the shared layer axis
+    top.set_xlabel("")
+    draw_importance(bottom, cosine_measures, drop_one, full_perplexity)
+    figure.colorbar(image, ax=[top, bottom], label="linear CKA", shrink=0.7)
     save_figure(figure, path)
 
 

@@ -17,6 +17,7 @@ from ..models import num_layers
 from ..paths import write_json
 from .cka import adjacent_similarity, has_variance, linear_cka_matrix
 from .hidden_states import HiddenStateConfig, collect_hidden_states, example_texts, text_samples
+from .importance import LayerImportance, layer_importance
 
 
 def analysis_texts(
@@ -58,6 +59,7 @@ class LayerSimilarity:
     cka: np.ndarray
     embedding_cka: np.ndarray | None
     clustering: Clustering
+    importance: LayerImportance | None = None
 
     @property
     def adjacent(self) -> np.ndarray:
@@ -95,6 +97,7 @@ class LayerSimilarity:
             "adjacent": self.adjacent.round(8).tolist(),
             "embedding_cka": None if self.embedding_cka is None else self.embedding_cka.round(8).tolist(),
             **self.clustering.to_json(),
+            "importance": None if self.importance is None else self.importance.to_json(),
         }
 
 
@@ -107,11 +110,14 @@ def analyze_similarity(
     model_name: str = "model",
     source: dict | None = None,
     progress: bool = True,
+    importance_limit: int = 0,
+    drop_one: bool = True,
 ) -> LayerSimilarity:
     """CKA between all blocks of ``model`` on ``texts``, and their adjacent clustering into ``num_clusters``.
 
     The CKA of the embedding output with each block is added where the embedding varies across samples
-    (with ``last`` pooling it may not: every sample can end in the same token).
+    (with ``last`` pooling it may not: every sample can end in the same token). With ``importance_limit``, each
+    block's importance is measured on the first that many samples (drop-one perplexity unless ``drop_one`` is off).
     """
     depth = num_layers(model)
     if not 1 <= num_clusters <= depth:
@@ -131,17 +137,25 @@ def analyze_similarity(
         cka=cka,
         embedding_cka=embedding_cka,
         clustering=cluster_adjacent(cka, num_clusters),
+        importance=layer_importance(model, tokenizer, texts[:importance_limit], config, drop_one, progress)
+        if importance_limit > 0 else None,
     )
 
 
 def write_similarity(result: LayerSimilarity, out_dir: str | Path) -> list[Path]:
-    """Write ``similarity.json``, ``cka.png`` and ``adjacent.png`` into ``out_dir``; return their paths."""
+    """Write ``similarity.json``, ``cka.png`` (with the layers' importance under the map where measured) and
+    ``adjacent.png`` into ``out_dir``; return their paths."""
     from ..report.similarity_plots import save_adjacent_plot, save_cka_heatmap  # matplotlib only when plotting
 
     out_dir = Path(out_dir)
     paths = [out_dir / "similarity.json", out_dir / "cka.png", out_dir / "adjacent.png"]
     write_json(paths[0], result.to_json())
-    save_cka_heatmap(paths[1], result.cka, result.clustering.clusters, plot_title(result))
+    importance = result.importance
+    measures = None if importance is None else {"block influence": importance.block_influence,
+                                                "angular distance": importance.angular_distance}
+    save_cka_heatmap(paths[1], result.cka, result.clustering.clusters, plot_title(result), measures,
+                     None if importance is None else importance.drop_one_perplexity,
+                     None if importance is None else importance.perplexity)
     save_adjacent_plot(paths[2], result.adjacent, result.clustering.clusters, plot_title(result))
     return paths
 

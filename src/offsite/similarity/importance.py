@@ -53,6 +53,16 @@ class LayerImportance:
             raise OffsiteError(f"importance metric {metric!r} was not measured")
         return values
 
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per block for a summary table."""
+        rows = []
+        for layer, (influence, angular) in enumerate(zip(self.block_influence, self.angular_distance)):
+            row = {"layer": layer, "block influence": f"{influence:.4f}", "angular distance": f"{angular:.4f}"}
+            if self.drop_one_perplexity is not None:
+                row["drop-one ppl"] = f"{self.drop_one_perplexity[layer]:,.1f} (full {self.perplexity:,.1f})"
+            rows.append(row)
+        return rows
+
     def to_json(self) -> dict[str, Any]:
         def listed(values: np.ndarray | None) -> list[float] | None:
             return None if values is None else [float(v) for v in values]
