@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -93,8 +94,13 @@ def _convert_gguf(gguf_file: Path, target: Path) -> None:
 
 def _load_gguf(gguf_file: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     kwargs = {"gguf_file": gguf_file.name}
-    tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, dtype=torch.float32, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, dtype=torch.float32, **kwargs)
+    except (ValueError, struct.error, OSError, EOFError, IndexError, KeyError, TypeError) as exc:
+        # The GGUF readers fail in many ways on a cut-short or damaged file; none of them is a bug of ours.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OffsiteError(f"cannot read GGUF file {gguf_file}: it is truncated, corrupt or unsupported ({reason})") from None
     # The weights are dequantised already: drop the quantizer so the model saves and trains as plain fp32.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
