@@ -40,15 +40,35 @@ def save_adapter(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], b
 
 
 def read_safetensors(path: str | os.PathLike, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """All tensors and the metadata of a safetensors file; a missing or corrupt file is a clear error."""
+    """All tensors and the metadata of a safetensors file, each read once into memory of its own (no memory map,
+    so the file may change on disk while the tensors are in use); a missing or corrupt file is a clear error."""
     path = Path(path)
     if not path.is_file():
         raise OffsiteError(f"{what} not found: {path}")
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="pt", backend="pread") as handle:
             return {k: handle.get_tensor(k) for k in handle.keys()}, dict(handle.metadata() or {})
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise OffsiteError(f"{what} {path} is corrupt or not a safetensors file ({exc})") from None
+
+
+def all_finite(tensor: torch.Tensor, chunk: int = 1 << 20) -> bool:
+    """Whether a tensor holds no NaN or infinity (checked in chunks, so that no tensor-sized mask is allocated)."""
+    if not tensor.is_floating_point():
+        return True
+    return all(bool(torch.isfinite(part).all()) for part in tensor.reshape(-1).split(chunk))
+
+
+def check_tensor(name: str, source: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+    """Refuse ``source`` unless it has the shape and dtype of ``expected`` and only finite values."""
+    if source.shape != expected.shape:
+        raise OffsiteError(
+            f"{what} tensor {name} has shape {tuple(source.shape)}, the model expects {tuple(expected.shape)}"
+        )
+    if source.dtype != expected.dtype:
+        raise OffsiteError(f"{what} tensor {name} has dtype {source.dtype}, the model expects {expected.dtype}")
+    if not all_finite(source):
+        raise OffsiteError(f"{what} tensor {name} holds non-finite values (NaN or inf)")
 
 
 def load_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -61,10 +81,10 @@ def load_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
 
 def adapter_layers_of(tensors: Mapping[str, torch.Tensor]) -> tuple[int, ...]:
     """The original layer indices an adapter's tensors cover."""
-    try:
-        return tuple(sorted({int(name.split(".")[1]) for name in tensors}))
-    except (IndexError, ValueError):
-        raise OffsiteError("adapter tensor names must look like layers.<index>.<parameter>") from None
+    parts = [name.split(".") for name in tensors]
+    if not all(len(p) > 2 and p[0] == "layers" and p[1].isdigit() for p in parts):
+        raise OffsiteError("adapter tensor names must look like layers.<index>.<parameter>")
+    return tuple(sorted({int(p[1]) for p in parts}))
 
 
 def apply_adapter(model: nn.Module, tensors: Mapping[str, torch.Tensor], positions: Mapping[int, int]) -> None:
@@ -87,16 +107,8 @@ def apply_adapter(model: nn.Module, tensors: Mapping[str, torch.Tensor], positio
             expected_names.add(key)
             if key not in tensors:
                 raise OffsiteError(f"adapter is missing tensor {key}: it was made for another architecture")
-            source = tensors[key]
-            if source.shape != target.shape:
-                raise OffsiteError(
-                    f"adapter tensor {key} has shape {tuple(source.shape)}, the model expects {tuple(target.shape)}"
-                )
-            if source.dtype != target.dtype:
-                raise OffsiteError(f"adapter tensor {key} has dtype {source.dtype}, the model expects {target.dtype}")
-            if source.is_floating_point() and not torch.isfinite(source).all():
-                raise OffsiteError(f"adapter tensor {key} holds non-finite values (NaN or inf)")
-            updates.append((target, source))
+            check_tensor(key, tensors[key], target, "adapter")
+            updates.append((target, tensors[key]))
     unexpected = sorted(set(tensors) - expected_names)
     if unexpected:
         raise OffsiteError(f"adapter has tensors this model does not: {', '.join(unexpected[:3])}")

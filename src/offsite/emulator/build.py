@@ -14,11 +14,14 @@ from .layer_map import LayerMap
 def tied_copy(module: nn.Module) -> nn.Module:
     """A new module object whose parameters and buffers are the very tensors of ``module`` (tied, stored once).
 
-    Plain attributes (such as an attention's ``layer_idx``) are copied, so each copy can have its own.
+    Plain attributes (such as an attention's ``layer_idx``) are copied, so each copy can have its own. So is every
+    table a module keeps (parameters, buffers, forward/backward/state-dict hooks): a hook registered on one
+    position fires at that position only.
     """
     clone = copy.copy(module)
-    clone._parameters = dict(module._parameters)
-    clone._buffers = dict(module._buffers)
+    for name, value in vars(module).items():
+        if isinstance(value, (dict, set)):
+            clone.__dict__[name] = copy.copy(value)
     clone._modules = {name: tied_copy(child) for name, child in module._modules.items()}
     return clone
 
