@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from ..errors import OffsiteError
 from ..evaluate.forward import eval_mode, model_max_length
 from ..models import layout_of, load_model
 from ..models.fingerprint import fingerprint
+from ..paths import claim_directory, remove_output
 from .checkpoint import check_identity
 from .config import PRECISIONS
 from .data import epoch_plan, steps_per_epoch
@@ -287,6 +287,8 @@ def distill(config: DistillConfig, progress: bool = True) -> DistillResult:
                  config.max_grad_norm, config.stop_after_steps),
         work / "checkpoint", work / "metrics.jsonl", identity, "distilling",
     )
+    if accelerator.is_main_process:
+        claim_directory(work, ["checkpoint", "metrics.jsonl"])
     started = time.perf_counter()
     ended = drive(job, progress)
     if not ended.completed:
@@ -298,7 +300,7 @@ def distill(config: DistillConfig, progress: bool = True) -> DistillResult:
                          read_metrics(work / "metrics.jsonl"), seconds)
         manifest = save_bundle(teacher, bundle.tokenizer, bundle.layer_map, out,
                                {**bundle.manifest, "distillation": record}, frozen_blocks_from=bundle.model)
-        shutil.rmtree(work, ignore_errors=True)
+        remove_output(work)
     accelerator.wait_for_everyone()
     return DistillResult(out, True, config.steps, manifest, bundle.model.eval())
 
