@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..errors import OffsiteError
 
-COMMAND_MODULES = ["inspect", "analyze", "emulate", "finetune", "evaluate", "experiment", "distill", "merge", "demo"]
+COMMAND_MODULES = ["inspect", "analyze", "emulate", "finetune", "evaluate", "experiment", "landscape", "distill", "merge", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 from transformers import PreTrainedModel
 
@@ -11,7 +13,7 @@ from ..errors import OffsiteError
 from ..models import load_model, num_layers
 from ..models.fingerprint import fingerprint
 from ..paths import atomic_path, write_json
-from .adapter import adapter_layers_of, apply_adapter, load_adapter
+from .adapter import adapter_layers_of, apply_adapter, block_state, load_adapter
 
 PLUGIN_RECORD = "offsite_plugin.json"
 
@@ -44,6 +46,21 @@ def plug_into(base: PreTrainedModel, run: str | os.PathLike, name: str = "the ba
         raise OffsiteError(f"adapter covers layers {list(layers)} but {name} has layers 0..{depth - 1}")
     apply_adapter(base, tensors, {layer: layer for layer in layers})
     return layers, expected
+
+
+@contextlib.contextmanager
+def plugged_in(base: PreTrainedModel, run: str | os.PathLike, name: str = "the base model") -> Iterator[tuple[int, ...]]:
+    """The adapter of ``run`` in ``base`` (as :func:`plug_into` puts it there) for the duration; yields its layers.
+    Afterwards the base's own blocks are back."""
+    depth = num_layers(base)
+    # Layers out of range are refused by plug_into before anything is written; there is nothing to save of them.
+    layers = [layer for layer in adapter_layers_of(load_adapter(adapter_path(run))[0]) if 0 <= layer < depth]
+    original = block_state(base, layers, layers)
+    plugged, _ = plug_into(base, run, name)
+    try:
+        yield plugged
+    finally:
+        apply_adapter(base, original, {layer: layer for layer in layers})
 
 
 def plugin(model: str, run: str | os.PathLike, out: str | os.PathLike) -> Path:

@@ -122,13 +122,13 @@ def _differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "
     return out
 
 
-def check_identity(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
-    """Refuse to continue a run whose settings, data or base model differ from the saved ones."""
+def check_identity(saved: dict[str, Any], current: dict[str, Any], where: Path, what: str = "a run") -> None:
+    """Refuse to continue ``what`` (a run) whose settings, data or base model differ from the saved ones."""
     differences = _differences(saved, current)
     if differences:
         shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
         raise OffsiteError(
-            f"{where} holds a run with other settings ({shown}); rerun with the same settings or choose another --out"
+            f"{where} holds {what} with other settings ({shown}); rerun with the same settings or choose another --out"
         )
 
 
