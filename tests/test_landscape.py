@@ -15,6 +15,7 @@ from offsite.cli import main
 from offsite.emulator import plug_into, save_adapter
 from offsite.emulator.adapter import block_state
 from offsite.errors import OffsiteError
+from offsite.experiment import experiment_from_dict, run_experiment
 from offsite.landscape import LandscapeConfig, compute_landscape
 from offsite.models import load_model
 from offsite.models.fingerprint import fingerprint
@@ -174,3 +175,39 @@ def test_bad_points_are_refused_in_one_line(points, message, capsys, tmp_path, m
                  "--out", "out"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+def test_an_experiment_draws_the_landscapes_of_its_runs(tmp_path):
+    tiny_model("llama", 4).save_pretrained(tmp_path / "model")
+    tiny_tokenizer().save_pretrained(tmp_path / "model")
+    task = str(write_choices(tmp_path / "task.jsonl"))
+    settings = {
+        "model": str(tmp_path / "model"), "tasks": [task], "strategies": ["uniform"], "keep": 1, "adapter": [1, 1],
+        "similarity": {"task": task, "split": "train", "limit": 8},
+        "train": {"split": "train", "limit": 8, "select_split": "validation", "select_limit": 4, "batch_size": 4,
+                  "lr": 1e-2},
+        "eval": {"split": "test", "limit": 4, "batch_size": 8},
+    }
+    run_experiment(experiment_from_dict(settings), tmp_path / "exp", log=quiet)
+    # Landscapes asked for later, of the runs already there: the directory accepts the config.
+    landscape = {"limit": 4, "line_grid": 3, "plane_grid": 2, "plane_range": [0, 1]}
+    config = experiment_from_dict({**settings, "landscape": landscape})
+    lines: list[str] = []
+    run_experiment(config, tmp_path / "exp", log=lines.append)
+    assert not any("fine-tune" in line for line in lines)
+    assert sum(line.startswith("== landscape") for line in lines) == 2
+    where = tmp_path / "exp" / "landscapes" / "task" / "seed0"
+    line = json.loads((where / "uniform" / "line" / "landscape.json").read_text())
+    plane = json.loads((where / "uniform" / "plane" / "landscape.json").read_text())
+    assert [p["label"] for p in plane["points"]] == ["Init", "Full FT", "uniform plug-in"]
+    assert [p["kind"] for p in plane["points"]] == ["base", "adapter", "adapter"]
+    # Full FT is x = 0 on the line and (1, 0) on the plane; the plug-in x = 1 and (0, 1).
+    assert scores_at(line, (0.0,)) == scores_at(plane, (1.0, 0.0))
+    assert scores_at(line, (1.0,)) == scores_at(plane, (0.0, 1.0))
+    for figure in ("lines.png", "uniform/line/line.png", "uniform/plane/contour.png", "uniform/plane/surface.png"):
+        assert (where / figure).stat().st_size > 0
+    lines.clear()
+    run_experiment(config, tmp_path / "exp", log=lines.append)
+    assert lines == []
+    with pytest.raises(OffsiteError, match="the range must be LOW,HIGH"):
+        experiment_from_dict({**settings, "landscape": {"plane_range": [1, 0]}})

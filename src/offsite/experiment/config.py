@@ -12,6 +12,7 @@ import yaml
 from ..emulator.create import SimilaritySource
 from ..emulator.strategies import STRATEGIES
 from ..errors import OffsiteError
+from ..landscape import BASE_LABEL, BASE_POINT, LandscapeConfig
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -38,12 +39,46 @@ class EvalSettings:
 
 
 @dataclass(frozen=True)
+class LandscapeSettings:
+    """The loss landscapes drawn of each task and seed's runs (see :mod:`offsite.landscape`), per strategy: the line
+    from Full FT to the plug-in, and the plane through init, Full FT and the plug-in. Grids and ranges left None
+    take the landscape defaults; the paper's surface is ``plane_grid: 50, plane_range: [-4, 4]``."""
+
+    split: str = "validation"
+    limit: int | None = 100
+    line: bool = True
+    plane: bool = True
+    line_grid: int | None = None
+    line_range: tuple[float, float] | None = None
+    plane_grid: int | None = None
+    plane_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        self.landscapes("", "", "", "", "uniform", 1)  # a bad grid or range fails here, before anything runs
+
+    def landscapes(self, model: str, task: str, full_run: str, run: str, strategy: str,
+                   batch_size: int) -> dict[str, LandscapeConfig]:
+        """The landscapes of one strategy's runs, by kind (``line``, ``plane``); ``model`` is θ_init."""
+        shared = dict(base=model, task=task, split=self.split, limit=self.limit, batch_size=batch_size)
+        plugged = f"{strategy} plug-in"
+        configs = {}
+        if self.line:
+            configs["line"] = LandscapeConfig(points=(full_run, run), labels=("Full FT", plugged), grid=self.line_grid,
+                                              range=self.line_range, **shared)
+        if self.plane:
+            configs["plane"] = LandscapeConfig(points=(BASE_POINT, full_run, run), labels=(BASE_LABEL, "Full FT", plugged),
+                                               grid=self.plane_grid, range=self.plane_range, **shared)
+        return configs
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A model, tasks, emulator strategies of one size with one adapter, and seeds.
 
     ``full_ft`` is what "Full FT" trains on the full model: ``adapter`` (the same adapter layers, the
     upper bound of plug-in) or ``all`` (every weight). ``similarity_file`` (a ``similarity.json`` from
-    ``offsite analyze``) replaces measuring CKA on ``similarity`` for the CRaSh strategies.
+    ``offsite analyze``) replaces measuring CKA on ``similarity`` for the CRaSh strategies. ``landscape``
+    (None: none) asks for the loss landscapes of the runs.
     """
 
     model: str = "smollm2-135m"
@@ -59,6 +94,7 @@ class ExperimentConfig:
     similarity_file: str | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    landscape: LandscapeSettings | None = None
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in STRATEGIES]
@@ -77,6 +113,11 @@ class ExperimentConfig:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types (lists, not tuples), so a saved config compares equal to a fresh one."""
         return json.loads(json.dumps(asdict(self)))
+
+    def identity(self) -> dict[str, Any]:
+        """What an experiment directory pins: every setting but ``landscape``, which only adds figures of the runs
+        (so landscapes can be asked for later, of the runs already there)."""
+        return {k: v for k, v in self.to_json().items() if k != "landscape"}
 
 
 def _section(cls, data: Any, name: str):
@@ -106,6 +147,8 @@ def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     values["similarity"] = _section(SimilaritySource, data.get("similarity"), "similarity")
     values["train"] = _section(TrainSettings, data.get("train"), "train")
     values["eval"] = _section(EvalSettings, data.get("eval"), "eval")
+    if data.get("landscape") is not None:
+        values["landscape"] = _section(LandscapeSettings, data["landscape"], "landscape")
     try:
         return ExperimentConfig(**values)
     except TypeError as exc:

@@ -15,11 +15,12 @@ from typing import Any, Callable, Iterator
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data import get_task, load_examples
-from ..emulator import apply_adapter, block_state, load_bundle, plug_into
+from ..emulator import load_bundle, plugged_in
 from ..emulator.create import EmulatorConfig, create_bundle
 from ..emulator.strategies import AdapterSpec
 from ..errors import OffsiteError
 from ..evaluate import evaluate_multiple_choice
+from ..landscape import LandscapeConfig, compute_landscape, finished_landscape
 from ..models import load_model
 from ..paths import atomic_path, read_json, write_json
 from ..train import FinetuneConfig, finetune
@@ -56,10 +57,10 @@ class Experiment:
     def _check_directory(self) -> None:
         saved = self.out / CONFIG_FILE
         if saved.is_file():
-            if read_json(saved, "experiment config") != self.config.to_json():
+            if read_json(saved, "experiment config") != self.config.identity():
                 raise OffsiteError(f"{self.out} holds an experiment with other settings; choose another --out")
         else:
-            write_json(saved, self.config.to_json())
+            write_json(saved, self.config.identity())
 
     def base(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         if self._base is None:
@@ -139,14 +140,41 @@ class Experiment:
         else:
             run = self.ensure_run(cell.task, cell.seed, cell.strategy)
             model, tokenizer = self.base()
-            # Plug in place, then put the base model's own weights back for the next cell.
-            layers = read_json(run / "manifest.json", "run manifest")["adapter_layers"]
-            original = block_state(model, layers, layers)
-            plug_into(model, run)
-            try:
+            # Plug in place; the base model's own weights come back for the next cell.
+            with plugged_in(model, run):
                 yield model, tokenizer
-            finally:
-                apply_adapter(model, original, {layer: layer for layer in layers})
+
+    def landscape_dir(self, task: str, seed: int) -> Path:
+        return self.out / "landscapes" / get_task(task).name / f"seed{seed}"
+
+    def ensure_landscape(self, config: LandscapeConfig, out: Path) -> dict[str, Any]:
+        """The landscape ``config`` in ``out``, computed unless it is there already, finished, with these settings."""
+        record = finished_landscape(out, config)
+        if record is None:
+            self.log(f"== landscape: {' → '.join(config.labels)} on {config.task}")
+            model, tokenizer = self.base()
+            record = compute_landscape(model, tokenizer, config, out, log=lambda line: self.log("   " + line))
+        return record
+
+    def landscapes(self) -> None:
+        """The landscapes the config asks for, per task, seed and strategy (see :class:`LandscapeSettings`), and per
+        task and seed ``lines.png``: every strategy's line from Full FT to its plug-in in one figure."""
+        from ..report.landscape_plots import save_line_plot
+
+        for task in self.config.tasks:
+            for seed in self.config.seeds:
+                full = str(self.ensure_run(task, seed, None))
+                lines = {}
+                for strategy in self.config.strategies:
+                    run = str(self.ensure_run(task, seed, strategy))
+                    configs = self.config.landscape.landscapes(self.config.model, task, full, run, strategy,
+                                                               self.config.eval.batch_size)
+                    records = {kind: self.ensure_landscape(config, self.landscape_dir(task, seed) / strategy / kind)
+                               for kind, config in configs.items()}
+                    if "line" in records:
+                        lines[f"Full FT → {strategy} plug-in"] = records["line"]
+                if lines:
+                    save_line_plot(lines, self.landscape_dir(task, seed) / "lines.png")
 
     def cells(self) -> list[Cell]:
         cells = []
@@ -170,7 +198,8 @@ class Experiment:
 
 
 def run_experiment(config: ExperimentConfig, out: str | os.PathLike, log: Callable[[str], None] = print) -> dict:
-    """Run (or continue) the experiment and write ``results.json``, ``table.md`` and ``chart.png`` into ``out``."""
+    """Run (or continue) the experiment and write ``results.json``, ``table.md`` and ``chart.png`` into ``out``, and
+    ``landscapes/`` when the config asks for them."""
     from ..report.experiment_plots import save_protocol_chart
     from .table import summarize, table_markdown
 
@@ -187,4 +216,6 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, log: Callab
     ]}
     write_json(out / "results.json", results)
     save_protocol_chart(rows, config.tasks, config.strategies, config.metric, out / "chart.png")
+    if config.landscape is not None:
+        experiment.landscapes()
     return {"table": table, "rows": rows, "records": records}
