@@ -9,7 +9,11 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from offsite.cli import main
+from offsite.data import load_examples
 from offsite.emulator import load_bundle
+from offsite.evaluate import evaluate_multiple_choice, text_perplexity
+from offsite.evaluate.fidelity import fidelity_warning
+from offsite.models import load_model
 from offsite.models.tiny import tiny_model, tiny_tokenizer
 
 
@@ -32,7 +36,7 @@ def task_file(tmp_path_factory):
 def test_emulate_crash_writes_a_bundle_that_loads_and_exports(saved_model, task_file, tmp_path, capsys):
     bundle = tmp_path / "crash"
     code = main(["emulate", str(saved_model), "--strategy", "crash", "--keep", "2", "--adapter", "1,1",
-                 "--task", str(task_file), "--limit", "12", "--out", str(bundle)])
+                 "--task", str(task_file), "--limit", "12", "--no-fidelity", "--out", str(bundle)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "layer map" in printed and "0*" in printed and "7*" in printed
@@ -46,6 +50,45 @@ def test_emulate_crash_writes_a_bundle_that_loads_and_exports(saved_model, task_
         expected = load_bundle(bundle).model(ids).logits
         exported = AutoModelForCausalLM.from_pretrained(tmp_path / "plain")(ids).logits
     assert torch.allclose(expected, exported, atol=1e-6)
+
+
+def test_fidelity_in_the_manifest_equals_a_direct_evaluation(saved_model, task_file, tmp_path, capsys):
+    bundle = tmp_path / "uniform"
+    text_file = tmp_path / "held_out.txt"
+    text_file.write_text("Held-out text, never seen when the emulator was built. " * 20)
+    code = main(["emulate", str(saved_model), "--strategy", "uniform", "--keep", "3", "--adapter", "1,1",
+                 "--fidelity-task", str(task_file), "--fidelity-limit", "9", "--fidelity-text-file", str(text_file),
+                 "--fidelity-text-chars", "500", "--out", str(bundle)])
+    assert code == 0
+    assert "fidelity on held-out samples" in capsys.readouterr().out
+    fidelity = json.loads((bundle / "manifest.json").read_text())["fidelity"]
+    text = text_file.read_text()[:500]
+    examples = load_examples(str(task_file), "validation", 9)
+    for name, (model, tokenizer) in (("emulator", (lambda b: (b.model, b.tokenizer))(load_bundle(bundle))),
+                                     ("full", load_model(str(saved_model)))):
+        perplexity = text_perplexity(model, tokenizer, text, progress=False)
+        scores = evaluate_multiple_choice(model, tokenizer, examples, progress=False)
+        figures = fidelity[name]
+        assert figures["perplexity"] == pytest.approx(perplexity.perplexity, rel=1e-6)
+        assert figures["num_tokens"] == perplexity.num_tokens == 500
+        assert (figures["acc"], figures["acc_norm"], figures["n"]) == (scores.acc, scores.acc_norm, 9)
+    assert fidelity["perplexity_ratio"] == pytest.approx(fidelity["emulator"]["perplexity"] / fidelity["full"]["perplexity"])
+    assert fidelity["held_out"]["text_chars"] == 500 and fidelity["held_out"]["questions"] == 9
+    # offsite info shows the layer map, the sizes and these figures.
+    assert main(["info", str(bundle)]) == 0
+    printed = capsys.readouterr().out
+    assert "layer map: 0* 1 · 3 · · 6 7*" in printed and "emulator depth: 5" in printed
+    assert f"{fidelity['full']['perplexity']:,.1f}" in printed and "acc % (9 questions)" in printed
+    assert main(["info", str(bundle), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fidelity"] == fidelity
+
+
+def test_a_broken_emulator_is_said_in_one_line():
+    fidelity = {"full": {"perplexity": 25.0}, "emulator": {"perplexity": 16100.0}, "perplexity_ratio": 644.0,
+                "warn_ratio": 10.0}
+    warning = fidelity_warning(fidelity)
+    assert "\n" not in warning and "16,100" in warning and "644x" in warning and "more than 10x" in warning
+    assert fidelity_warning({**fidelity, "perplexity_ratio": 9.9}) is None
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import fields
 
 from ..emulator.bundle import export_bundle
-from ..emulator.create import EmulatorConfig, create_bundle
+from ..emulator.create import EmulatorConfig
 from ..emulator.strategies import SIMILARITY_PRESETS, STRATEGIES, AdapterSpec, SimilaritySource, StrategySpec
+from ..evaluate.fidelity import FidelityConfig, fidelity_rows, fidelity_warning
+from ..experiment.owner import emulate
 from ..models import load_model
+from ..report.table import format_table
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -73,6 +77,41 @@ def similarity_source(args: argparse.Namespace) -> SimilaritySource:
     return SimilaritySource.from_config({**given, "preset": args.similarity_preset})
 
 
+def add_fidelity_arguments(parser: argparse.ArgumentParser, defaults: FidelityConfig = FidelityConfig()) -> None:
+    """The held-out samples the emulator is measured on against the full model."""
+    group = parser.add_argument_group("fidelity (the emulator against the full model, on the same held-out samples)")
+    group.add_argument("--fidelity-task", default=defaults.task, help=f"task (default {defaults.task})")
+    group.add_argument("--fidelity-split", default=defaults.split, help=f"its split (default {defaults.split})")
+    group.add_argument("--fidelity-limit", type=int, default=defaults.limit,
+                       help=f"questions scored zero-shot (default {defaults.limit}; 0: none)")
+    group.add_argument("--fidelity-text-file", default=defaults.text_file,
+                       help="perplexity on this text file's first characters (default: the split's samples)")
+    group.add_argument("--fidelity-text-chars", type=int, default=defaults.text_chars,
+                       help=f"characters of the text file (default {defaults.text_chars})")
+    group.add_argument("--fidelity-text-limit", type=int, default=defaults.text_limit,
+                       help=f"without a text file: samples joined into the text (default {defaults.text_limit}; 0: none)")
+
+
+def fidelity_config(args: argparse.Namespace) -> FidelityConfig:
+    return FidelityConfig(args.fidelity_task, args.fidelity_split, args.fidelity_limit, args.fidelity_text_file,
+                          args.fidelity_text_chars, args.fidelity_text_limit)
+
+
+def print_fidelity(fidelity: dict) -> None:
+    """Where the held-out samples come from, and the figures of both models."""
+    held = fidelity["held_out"]
+    text = held.get("text_file") or held.get("text") or "no text"
+    print(f"fidelity on held-out samples ({held['task']} {held['split']}; text: {text}):")
+    print(format_table(fidelity_rows(fidelity), ["figure", "full model", "emulator"]))
+
+
+def warn_if_broken(manifest: dict) -> None:
+    """One line on stderr where the emulator's perplexity is too many times the full model's."""
+    warning = fidelity_warning(manifest["fidelity"]) if manifest.get("fidelity") else None
+    if warning:
+        print(f"offsite: warning: {warning}", file=sys.stderr)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     emulate = subparsers.add_parser(
         "emulate",
@@ -91,6 +130,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="explicit kept layers (uniform, crash, crash-noshare); --keep may then be left out")
     add_adapter_arguments(emulate)
     add_similarity_arguments(emulate)
+    add_fidelity_arguments(emulate)
+    emulate.add_argument("--no-fidelity", action="store_true", help="do not measure the emulator's fidelity")
     emulate.add_argument("--out", required=True, help="bundle directory to write")
     emulate.add_argument("--json", action="store_true", help="print the manifest as JSON")
     emulate.set_defaults(func=run_emulate)
@@ -114,10 +155,12 @@ def strategy_spec(args: argparse.Namespace) -> StrategySpec:
 
 def run_emulate(args: argparse.Namespace) -> None:
     config = EmulatorConfig(strategy_spec(args), args.keep, adapter_spec(args), similarity_source(args))
+    fidelity = None if args.no_fidelity else fidelity_config(args)
     model, tokenizer = load_model(args.model)
-    layer_map, manifest = create_bundle(model, tokenizer, config, args.out, args.model, args.similarity)
+    layer_map, manifest = emulate(model, tokenizer, config, args.out, args.model, args.similarity, fidelity)
     if args.json:
         print(json.dumps(manifest, indent=2))
+        warn_if_broken(manifest)
         return
     base = manifest["base_model"]
     full_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -132,7 +175,10 @@ def run_emulate(args: argparse.Namespace) -> None:
     print(f"parameters: bundle {manifest['bundle_parameters']:,} vs full model {base['num_parameters']:,} "
           f"({manifest['bundle_parameters'] / base['num_parameters']:.1%}); adapter {manifest['adapter_parameters']:,}")
     print(f"size on disk: bundle {_megabytes(bundle_bytes)} vs full model {_megabytes(full_bytes)} (fp32)")
+    if "fidelity" in manifest:
+        print_fidelity(manifest["fidelity"])
     print(f"wrote {args.out}")
+    warn_if_broken(manifest)
 
 
 def run_export(args: argparse.Namespace) -> None:

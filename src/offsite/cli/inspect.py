@@ -6,8 +6,11 @@ import argparse
 import json
 
 from ..data import task_table
+from ..emulator.bundle import read_manifest
+from ..emulator.summary import bundle_summary, is_bundle
 from ..models import alias_table, load_model, model_summary
 from ..report.table import format_table
+from .emulate import print_fidelity, warn_if_broken
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(func=run_models)
 
-    info = subparsers.add_parser("info", help="architecture, depth, width and size of a model")
-    info.add_argument("model", help="alias, local directory, .gguf file or hub name")
+    info = subparsers.add_parser("info", help="architecture, depth, width and size of a model; layer map, sizes and "
+                                 "fidelity of a bundle")
+    info.add_argument("model", help="alias, local directory, .gguf file, hub name, or bundle directory")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(func=run_info)
 
@@ -30,7 +34,25 @@ def run_models(args: argparse.Namespace) -> None:
     print(json.dumps(rows, indent=2) if args.json else format_table(rows, ["name", "installed", "cached", "description"]))
 
 
+def run_bundle_info(args: argparse.Namespace) -> None:
+    manifest = read_manifest(args.model)
+    summary, fidelity = bundle_summary(args.model, manifest), manifest.get("fidelity")
+    if args.json:
+        print(json.dumps({**summary, "fidelity": fidelity}, indent=2))
+        return
+    for key, value in summary.items():
+        print(f"{key:>15}: {value}")
+    if fidelity:
+        print_fidelity(fidelity)
+    else:
+        print("fidelity: not measured (built with --no-fidelity or by an older offsite)")
+    warn_if_broken({"fidelity": fidelity})
+
+
 def run_info(args: argparse.Namespace) -> None:
+    if is_bundle(args.model):
+        run_bundle_info(args)
+        return
     model, _ = load_model(args.model)
     summary = {"model": args.model, **model_summary(model)}
     if args.json:
