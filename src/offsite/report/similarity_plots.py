@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from .figures import save_figure
 
@@ -64,10 +65,15 @@ def draw_importance(ax: Axes, cosine_measures: Mapping[str, Sequence[float]], dr
         if full_perplexity is not None:
             right.axhline(full_perplexity, color="tab:red", linestyle=":", linewidth=1, label="full model")
         right.set_yscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:,.0f}")
+        right.yaxis.set_major_formatter(plain)
+        # Within one decade there is no major tick to label: label the minor ones instead.
+        narrow = max(drop_one) < 10 * min(drop_one)
+        right.yaxis.set_minor_formatter(plain if narrow else NullFormatter())
         right.set_ylabel("perplexity", color="tab:red")
         more_handles, more_labels = right.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    ax.legend(handles, labels, fontsize=7, loc="upper center", ncol=4)
+    ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, frameon=False)
 
 
 def save_cka_heatmap(
@@ -88,13 +94,14 @@ def save_cka_heatmap(
         figure.colorbar(image, ax=ax, label="linear CKA")
         save_figure(figure, path)
         return
-    figure = Figure(figsize=(6.6, 7.6))
-    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3.2, 1.4]})
+    figure = Figure(figsize=(6.2, 8.0))
+    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3.2, 1.5]})
     image = draw_cka_heatmap(top, cka, clusters, title)
     top.set_aspect("auto")  # square cells would narrow the heatmap and break the shared layer axis
     top.set_xlabel("")
     draw_importance(bottom, cosine_measures, drop_one, full_perplexity)
-    figure.colorbar(image, ax=[top, bottom], label="linear CKA", shrink=0.7)
+    # The colour bar sits in an inset so that both panels keep the same width (one layer axis).
+    figure.colorbar(image, cax=top.inset_axes([1.03, 0.0, 0.035, 1.0]), label="linear CKA")
     save_figure(figure, path)
 
 
