@@ -23,9 +23,9 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def model_max_length(model: nn.Module) -> int:
-    """The longest sequence ``model`` takes, from its config."""
+    """The longest sequence ``model`` takes, from its config (the attributes in the order the harness reads them)."""
     config = model.config
-    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+    for name in ("n_positions", "max_position_embeddings", "n_ctx"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:
             return value
@@ -98,13 +98,28 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return logits.float().log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
-def sum_target_logprobs(model: nn.Module, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]) -> torch.Tensor:
+def is_argmax(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Whether each ``targets[..., t]`` is the most likely token under ``logits[..., t, :]`` (greedy decoding's pick;
+    on a tie, the first maximum, as ``argmax`` picks it)."""
+    return logits.argmax(-1) == targets
+
+
+def score_targets(
+    model: nn.Module, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the summed log-probability of ``targets[i]``, the tokens that follow ``inputs[i]``'s last
-    ``len(targets[i])`` tokens (the last input token predicts the last target), in one left-padded forward pass."""
+    ``len(targets[i])`` tokens (the last input token predicts the last target), and whether every target token is
+    the greedy one, in one left-padded forward pass."""
     device = model_device(model)
     ids, mask = pad_rows(inputs, "left", device)
     keep = max(len(t) for t in targets)
     target_ids, scored = pad_rows(targets, "left", device)
-    target_ids, scored = target_ids[:, -keep:], scored[:, -keep:]
+    target_ids, scored = target_ids[:, -keep:], scored[:, -keep:].bool()
     logits = forward(model, ids, mask, padded_positions(mask), keep=keep).logits
-    return torch.where(scored.bool(), token_logprobs(logits, target_ids), 0.0).sum(1)
+    sums = torch.where(scored, token_logprobs(logits, target_ids), 0.0).sum(1)
+    return sums, (is_argmax(logits, target_ids) | ~scored).all(1)
+
+
+def sum_target_logprobs(model: nn.Module, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Per row, the summed log-probability of ``targets[i]`` (see :func:`score_targets`)."""
+    return score_targets(model, inputs, targets)[0]

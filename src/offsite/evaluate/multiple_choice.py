@@ -1,9 +1,10 @@
 """Zero-shot multiple choice by log-likelihood, as lm-evaluation-harness scores it, with each prompt run once.
 
-Every choice is tokenised with :func:`offsite.data.encoding.encode_pair`, as the harness tokenises it. The fast
-path runs each distinct prompt once, keeps its KV cache, copies the cache once per choice and scores all the
-choices' continuation tokens in one more forward pass; the fallback runs prompt + continuation per choice, as the
-harness does. Both are batched, longest first, and give the same log-likelihoods up to float rounding.
+Every choice's ``(context, continuation)`` request is tokenised with :func:`offsite.data.encoding.encode_pair`, as
+the harness's ``HFLM`` tokenises it. The fast path runs each distinct context once, keeps its KV cache, copies the
+cache once per choice and scores all the choices' continuation tokens in one more forward pass; the fallback runs
+context + continuation per choice, as the harness does. Both are batched, longest first, and give the same
+log-likelihoods up to float rounding, and whether each continuation is the greedy one.
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ from ..models import get_blocks
 from .forward import (
     eval_mode,
     forward,
-    padded_positions,
+    is_argmax,
     model_device,
     model_max_length,
     pad_rows,
-    sum_target_logprobs,
+    padded_positions,
+    score_targets,
     token_logprobs,
 )
 from .scores import ChoiceScores, TaskScores
 
 Pair = tuple[tuple[int, ...], tuple[int, ...]]  # (context ids, continuation ids)
+Scored = tuple[float, bool]  # (log-likelihood, whether the continuation is the greedy one)
 
 
 def supports_prompt_reuse(model: nn.Module) -> bool:
@@ -60,7 +63,9 @@ def encode_choices(tokenizer: PreTrainedTokenizerBase, example: MultipleChoiceEx
     first tokens so that context + continuation fit in ``max_length`` + 1 tokens (the last one is only predicted)."""
     pairs = []
     for index in range(len(example.choices)):
-        context, continuation = encode_pair(tokenizer, example.prompt, example.continuation(index))
+        context, continuation = encode_pair(tokenizer, *example.request(index))
+        if not continuation:
+            raise OffsiteError(f"choice {index} of prompt {example.prompt[:40]!r} has no tokens to score")
         if len(continuation) > max_length:
             raise OffsiteError(f"choice {index} of prompt {example.prompt[:40]!r} is longer than the model's {max_length} tokens")
         keep = max_length + 1 - len(continuation)
@@ -99,10 +104,10 @@ def _padding_order(encoded: list[list[Pair]]) -> list[int]:
 
 def _score_reusing_prompts(
     model: nn.Module, encoded: list[list[Pair]], batch_size: int, advance: Callable[[int], object]
-) -> list[list[float]]:
-    """Log-likelihoods per example and choice, running each distinct context once per batch."""
+) -> list[list[Scored]]:
+    """Log-likelihood and greediness per example and choice, running each distinct context once per batch."""
     device = model_device(model)
-    scores = [[0.0] * len(pairs) for pairs in encoded]
+    scores: list[list[Scored]] = [[(0.0, False)] * len(pairs) for pairs in encoded]
     order = _padding_order(encoded)
     for batch in _batches(order, [len(encoded[i]) for i in order], batch_size):
         prompts: dict[tuple[int, ...], int] = {}
@@ -117,6 +122,7 @@ def _score_reusing_prompts(
         source = torch.tensor([r for _, _, r, _ in rows], device=device)
         first = torch.tensor([t[0] for _, _, _, t in rows], device=device)
         totals = token_logprobs(prefill.logits[source, -1], first)
+        greedy = is_argmax(prefill.logits[source, -1], first)
 
         longer = [k for k, (_, _, _, t) in enumerate(rows) if len(t) > 1]
         if longer:
@@ -128,28 +134,30 @@ def _score_reusing_prompts(
             # Padding repeats the row's last position, which stays within the model's range.
             positions = prompt_lengths[:, None] + padded_positions(mask)
             logits = forward(model, ids, torch.cat([prompt_mask[source[longer]], mask], 1), positions, cache=cache).logits
-            rest = torch.where(mask.bool(), token_logprobs(logits, targets), 0.0).sum(1)
-            totals[longer] += rest
+            scored = mask.bool()
+            totals[longer] += torch.where(scored, token_logprobs(logits, targets), 0.0).sum(1)
+            greedy[longer] &= (is_argmax(logits, targets) | ~scored).all(1)
 
-        for (i, j, _, _), total in zip(rows, totals.tolist()):
-            scores[i][j] = total
+        for (i, j, _, _), total, top in zip(rows, totals.tolist(), greedy.tolist()):
+            scores[i][j] = (total, top)
         advance(len(batch))
     return scores
 
 
 def _score_each_choice(
     model: nn.Module, encoded: list[list[Pair]], batch_size: int, advance: Callable[[int], object]
-) -> list[list[float]]:
-    """Log-likelihoods per example and choice, running context + continuation for every choice (the harness's way)."""
-    scores = [[0.0] * len(pairs) for pairs in encoded]
+) -> list[list[Scored]]:
+    """Log-likelihood and greediness per example and choice, running context + continuation for every choice (the
+    harness's way)."""
+    scores: list[list[Scored]] = [[(0.0, False)] * len(pairs) for pairs in encoded]
     requests = [(i, j, c, t) for i, pairs in enumerate(encoded) for j, (c, t) in enumerate(pairs)]
     requests.sort(key=lambda r: -(len(r[2]) + len(r[3])))
     for start in range(0, len(requests), batch_size):
         batch = requests[start:start + batch_size]
         # The last continuation token is only predicted, never fed.
-        totals = sum_target_logprobs(model, [(c + t)[:-1] for _, _, c, t in batch], [t for _, _, _, t in batch])
-        for (i, j, _, _), total in zip(batch, totals.tolist()):
-            scores[i][j] = total
+        totals, greedy = score_targets(model, [(c + t)[:-1] for _, _, c, t in batch], [t for _, _, _, t in batch])
+        for (i, j, _, _), total, top in zip(batch, totals.tolist(), greedy.tolist()):
+            scores[i][j] = (total, top)
         # Count whole examples, as the prompt-reusing path does.
         advance(sum(1 for i, j, _, _ in batch if j == len(encoded[i]) - 1))
     return scores
@@ -164,7 +172,8 @@ def score_choices(
     reuse_prompt: bool | None = None,
     progress: bool = True,
 ) -> list[ChoiceScores]:
-    """Each example's summed log-probability of every choice's continuation given its prompt.
+    """Each example's summed log-probability of every choice's continuation given its context, and whether it is
+    the greedy continuation.
 
     ``batch_size`` counts (prompt, choice) sequences per forward pass, as the harness's batch size does; an
     example's choices are never split across batches on the prompt-reusing path. ``reuse_prompt``: None picks
@@ -182,15 +191,17 @@ def score_choices(
     encoded = [encode_choices(tokenizer, example, max_length) for example in examples]
     score = _score_reusing_prompts if (reusable if reuse_prompt is None else reuse_prompt) else _score_each_choice
     with tqdm(total=len(examples), desc="scoring choices", unit="ex", disable=not progress) as bar, eval_mode(model):
-        loglikelihoods = score(model, encoded, batch_size, bar.update)
+        scored = score(model, encoded, batch_size, bar.update)
     return [
         ChoiceScores(
-            loglikelihoods=tuple(lls),
+            loglikelihoods=tuple(ll for ll, _ in results),
             num_tokens=tuple(len(t) for _, t in pairs),
-            choice_lengths=tuple(len(choice) for choice in example.choices),
+            choice_lengths=tuple(example.norm_length(i) for i in range(len(example.choices))),
             gold=example.gold,
+            greedy=tuple(top for _, top in results),
+            golds=example.golds,
         )
-        for example, pairs, lls in zip(examples, encoded, loglikelihoods)
+        for example, pairs, results in zip(examples, encoded, scored)
     ]
 
 
@@ -203,6 +214,6 @@ def evaluate_multiple_choice(
     reuse_prompt: bool | None = None,
     progress: bool = True,
 ) -> TaskScores:
-    """``acc``, ``acc_norm``, their standard errors and the gold answers' perplexity over ``examples``."""
+    """``acc``, ``acc_norm``, ``exact_match``, their standard errors and the gold answers' perplexity over ``examples``."""
     scores = score_choices(model, tokenizer, examples, batch_size=batch_size, reuse_prompt=reuse_prompt, progress=progress)
     return TaskScores.from_choice_scores(scores)

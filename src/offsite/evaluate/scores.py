@@ -25,16 +25,24 @@ def mean_stderr(values: Sequence[float]) -> float | None:
 
 @dataclass(frozen=True)
 class ChoiceScores:
-    """One example's scores: the summed log-probability of each choice's continuation tokens given the prompt.
+    """One example's scores: the summed log-probability of each choice's continuation tokens given its context.
 
-    ``num_tokens`` counts each continuation's tokens; ``choice_lengths`` are the characters of each choice's text
-    without the leading space (the divisor of ``acc_norm``).
+    ``num_tokens`` counts each continuation's tokens; ``choice_lengths`` are the divisors of ``acc_norm`` (the
+    length in characters of the harness's choice string, :meth:`MultipleChoiceExample.norm_length`); ``greedy``
+    says whether each continuation is the model's greedy continuation (every token the most likely one);
+    ``golds`` lists every correct index where several are (empty: ``(gold,)``).
     """
 
     loglikelihoods: tuple[float, ...]
     num_tokens: tuple[int, ...]
     choice_lengths: tuple[int, ...]
     gold: int
+    greedy: tuple[bool, ...]
+    golds: tuple[int, ...] = ()
+
+    @property
+    def correct(self) -> tuple[int, ...]:
+        return self.golds or (self.gold,)
 
     @property
     def prediction(self) -> int:
@@ -47,20 +55,40 @@ class ChoiceScores:
         # The harness divides by len(choice) with numpy, so an empty choice gives -inf/nan; guard with max(1, ...).
         return _argmax([ll / max(1, n) for ll, n in zip(self.loglikelihoods, self.choice_lengths)])
 
+    @property
+    def acc(self) -> float:
+        return float(self.prediction in self.correct)
+
+    @property
+    def acc_norm(self) -> float:
+        return float(self.prediction_norm in self.correct)
+
+    @property
+    def exact_match(self) -> float:
+        """1 when a correct choice is the model's greedy continuation (the harness's multiple-choice ``exact_match``)."""
+        return float(any(self.greedy[i] for i in self.correct))
+
+
+METRICS = ("acc", "acc_norm", "exact_match")
+
 
 @dataclass(frozen=True)
 class TaskScores:
-    """Zero-shot multiple-choice metrics over ``n`` examples.
+    """Zero-shot multiple-choice metrics over ``n`` examples, each with the harness's standard error.
 
-    ``perplexity`` is the token-level perplexity of the gold answers' continuations given their prompts
+    ``perplexity`` is the token-level perplexity of the gold answers' continuations given their contexts
     (exp of the mean negative log-likelihood per answer token), the quantity answer-only fine-tuning minimises.
-    Standard errors are None when ``n`` < 2.
+    Standard errors are None when ``n`` < 2. Every metric is computed for every task; a task's registry entry
+    says which of them the harness reports for it (``exact_match`` for WebQuestions, where every choice is correct
+    and ``acc`` says nothing).
     """
 
     acc: float
     acc_stderr: float | None
     acc_norm: float
     acc_norm_stderr: float | None
+    exact_match: float
+    exact_match_stderr: float | None
     perplexity: float
     n: int
 
@@ -69,15 +97,15 @@ class TaskScores:
         """Aggregate per-example scores."""
         if not scores:
             raise OffsiteError("cannot score an empty list of examples")
-        correct = [float(s.prediction == s.gold) for s in scores]
-        correct_norm = [float(s.prediction_norm == s.gold) for s in scores]
+        metrics: dict[str, float | None] = {}
+        for metric in METRICS:
+            values = [getattr(s, metric) for s in scores]
+            metrics[metric] = sum(values) / len(values)
+            metrics[f"{metric}_stderr"] = mean_stderr(values)
         gold_ll = sum(s.loglikelihoods[s.gold] for s in scores)
         gold_tokens = sum(s.num_tokens[s.gold] for s in scores)
         return cls(
-            acc=sum(correct) / len(scores),
-            acc_stderr=mean_stderr(correct),
-            acc_norm=sum(correct_norm) / len(scores),
-            acc_norm_stderr=mean_stderr(correct_norm),
+            **metrics,
             perplexity=math.exp(-gold_ll / gold_tokens),
             n=len(scores),
         )

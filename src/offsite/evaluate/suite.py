@@ -9,9 +9,9 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from ..data import MultipleChoiceExample
-from .multiple_choice import evaluate_multiple_choice
+from .multiple_choice import score_choices
 from .perplexity import text_perplexity
-from .scores import PerplexityScore, TaskScores
+from .scores import METRICS, ChoiceScores, PerplexityScore, TaskScores
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,11 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Scores per task name and per text name."""
+    """Scores per task name and per text name; ``examples`` holds each task's per-example scores."""
 
     tasks: dict[str, TaskScores] = field(default_factory=dict)
     texts: dict[str, PerplexityScore] = field(default_factory=dict)
+    examples: dict[str, list[ChoiceScores]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -39,16 +40,23 @@ class EvalReport:
             "texts": {name: s.to_dict() for name, s in self.texts.items()},
         }
 
-    def task_rows(self) -> list[dict]:
-        """One row per task for :func:`offsite.report.table.format_table`, in percent."""
+    def task_rows(self, metrics: Mapping[str, Sequence[str]] | None = None) -> list[dict]:
+        """One row per task for :func:`offsite.report.table.format_table`, in percent: the metrics ``metrics[task]``
+        lists (all of them for a task it does not name), in columns for every metric any task shows."""
         def pct(value: float | None) -> str | None:
             return None if value is None else f"{100 * value:.2f}"
 
-        return [
-            {"task": name, "n": s.n, "acc": pct(s.acc), "± acc": pct(s.acc_stderr), "acc_norm": pct(s.acc_norm),
-             "± acc_norm": pct(s.acc_norm_stderr), "answer ppl": f"{s.perplexity:.3f}"}
-            for name, s in self.tasks.items()
-        ]
+        shown = {name: tuple((metrics or {}).get(name, METRICS)) for name in self.tasks}
+        columns = [m for m in METRICS if any(m in listed for listed in shown.values())]
+        rows = []
+        for name, scores in self.tasks.items():
+            row: dict = {"task": name, "n": scores.n}
+            for metric in columns:
+                listed = metric in shown[name]
+                row[metric] = pct(getattr(scores, metric)) if listed else None
+                row[f"± {metric}"] = pct(getattr(scores, f"{metric}_stderr")) if listed else None
+            rows.append({**row, "answer ppl": f"{scores.perplexity:.3f}"})
+        return rows
 
     def text_rows(self) -> list[dict]:
         return [
@@ -65,12 +73,15 @@ def run_evaluation(
     config: EvalConfig = EvalConfig(),
     progress: bool = True,
 ) -> EvalReport:
-    """Score ``model`` on each task's examples (acc, acc_norm, answer perplexity) and each text (perplexity)."""
+    """Score ``model`` on each task's examples (acc, acc_norm, exact_match, answer perplexity) and each text
+    (perplexity)."""
+    examples = {
+        name: score_choices(model, tokenizer, task_examples, batch_size=config.batch_size, progress=progress)
+        for name, task_examples in (tasks or {}).items()
+    }
     return EvalReport(
-        tasks={
-            name: evaluate_multiple_choice(model, tokenizer, examples, batch_size=config.batch_size, progress=progress)
-            for name, examples in (tasks or {}).items()
-        },
+        tasks={name: TaskScores.from_choice_scores(scores) for name, scores in examples.items()},
+        examples=examples,
         texts={
             name: text_perplexity(model, tokenizer, text, window=config.window, stride=config.stride,
                                   batch_size=config.text_batch_size, progress=progress)
