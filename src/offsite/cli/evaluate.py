@@ -6,9 +6,10 @@ import argparse
 
 import torch
 
-from ..data import load_examples, load_text
+from ..data import get_task, load_text
 from ..errors import OffsiteError
 from ..evaluate import EvalConfig, run_evaluation
+from ..evaluate.records import example_records, write_records
 from ..evaluate.targets import load_target
 from ..paths import write_json
 from ..report.table import format_table
@@ -17,9 +18,10 @@ from ..report.table import format_table
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="zero-shot multiple-choice accuracy (acc, acc_norm) and perplexity",
-        description="Score a model zero-shot as lm-evaluation-harness does: acc and acc_norm per task (with standard "
-        "errors) and the perplexity of the gold answers; and the token-level perplexity of text files.",
+        help="zero-shot multiple-choice accuracy (acc, acc_norm, exact_match) and perplexity",
+        description="Score a model zero-shot as lm-evaluation-harness does: the harness's metrics per task (acc, "
+        "acc_norm, exact_match, with standard errors) and the perplexity of the gold answers; and the token-level "
+        "perplexity of text files.",
     )
     parser.add_argument("target", help="model (alias, local directory, .gguf file or hub name) or bundle directory "
                         "(scores its emulator)")
@@ -39,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="torch device (default: %(default)s)")
     parser.add_argument("--out", help="write the scores to this JSON file")
+    parser.add_argument("--records", metavar="FILE.jsonl", help="write one JSON line per example: doc_id, prompt_id, "
+                        "every choice's log-likelihood, the predictions and the gold")
     parser.set_defaults(func=run_eval)
 
 
@@ -46,8 +50,11 @@ def run_eval(args: argparse.Namespace) -> None:
     task_names = [name.strip() for name in (args.tasks or "").split(",") if name.strip()]
     if not task_names and not args.text:
         raise OffsiteError("nothing to evaluate: give --tasks and/or --text")
+    if args.records and not task_names:
+        raise OffsiteError("--records needs --tasks: records are per multiple-choice example")
     # Read all data before loading the model, so that bad input fails at once.
-    tasks = {name: load_examples(name, args.split, args.limit) for name in task_names}
+    specs = {name: get_task(name) for name in task_names}
+    tasks = {name: spec.load(args.split, args.limit) for name, spec in specs.items()}
     texts = {path: load_text(path) for path in args.text}
     config = EvalConfig(batch_size=args.batch_size, text_batch_size=args.text_batch_size, window=args.window, stride=args.stride)
     model, tokenizer = load_target(args.target, args.adapter)
@@ -59,7 +66,8 @@ def run_eval(args: argparse.Namespace) -> None:
 
     if report.tasks:
         print(f"\n{args.target}, split {args.split}" + (f", first {args.limit} examples" if args.limit else "") + " (accuracy in %)")
-        print(format_table(report.task_rows(), list(report.task_rows()[0])))
+        rows = report.task_rows({name: spec.metrics for name, spec in specs.items()})
+        print(format_table(rows, list(rows[0])))
     if report.texts:
         print()
         print(format_table(report.text_rows(), list(report.text_rows()[0])))
@@ -69,6 +77,11 @@ def run_eval(args: argparse.Namespace) -> None:
             "split": args.split,
             "limit": args.limit,
             "batch_size": args.batch_size,
+            "metrics": {name: list(spec.metrics) for name, spec in specs.items()},
             **report.to_dict(),
         })
         print(f"\nwrote {args.out}")
+    if args.records:
+        write_records(args.records, [r for name, examples in tasks.items()
+                                     for r in example_records(name, examples, report.examples[name])])
+        print(f"wrote {args.records}")

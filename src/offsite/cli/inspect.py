@@ -71,9 +71,12 @@ def run_tasks(args: argparse.Namespace) -> None:
     flat = [
         {
             "name": r["name"],
-            **{s: r["splits"].get(s, "") if r["splits"].get(s, "") is not None else "hub" for s in ("train", "validation", "test")},
-            "source": r["source"],
+            "harness": r["harness"],
+            "metrics": ",".join(r["metrics"]),
+            **{s: ("" if s not in r["splits"] else "hub" if r["splits"][s] is None else r["splits"][s])
+               for s in ("train", "validation", "test")},
+            "source": ", ".join(r["origins"]),
         }
         for r in rows
     ]
-    print(format_table(flat, ["name", "train", "validation", "test", "source"]))
+    print(format_table(flat, ["name", "harness", "metrics", "train", "validation", "test", "source"]))
