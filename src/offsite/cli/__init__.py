@@ -22,7 +22,7 @@ from typing import Sequence
 from ..errors import OffsiteError
 from ..paths import check_output
 
-COMMAND_MODULES = ["inspect", "analyze", "emulate", "finetune", "evaluate", "experiment", "landscape", "distill", "merge", "demo"]
+COMMAND_MODULES = ["inspect", "analyze", "emulate", "fidelity", "finetune", "evaluate", "experiment", "landscape", "distill", "merge", "demo"]
 
 
 # Subcommands whose --out names a file (the others write a directory).
