@@ -71,6 +71,26 @@ def test_other_settings_in_the_same_directory_are_refused(setup, tmp_path):
         Experiment(config_for(setup, keep=3), tmp_path / "exp", log=lambda line: None)
 
 
+def test_strategies_with_their_own_options_and_adapter_per_task_similarity(setup, tmp_path):
+    strategies = [{"name": "uniform", "label": "uniform (own adapter)", "adapter_layers": [0, 5], "kept": [2, 3]},
+                  "crash-noshare:cluster=all"]
+    config = config_for(setup, strategies=strategies, similarity_per_task=True)
+    assert config.titles == ("uniform (own adapter)", "crash-noshare:cluster=all")
+    experiment = Experiment(config, tmp_path / "exp", log=lambda line: None)
+    for cell in experiment.cells():
+        if cell.row == "Emulator ZS":
+            experiment.score(cell)
+    task_dir = tmp_path / "exp" / "bundles" / "task"
+    own = json.loads((task_dir / "uniform_own_adapter" / "manifest.json").read_text())
+    assert own["layer_map"]["sources"] == [0, None, 2, 3, None, 5]
+    assert own["strategy_spec"]["label"] == "uniform (own adapter)"
+    crash = json.loads((task_dir / "crash-noshare_cluster-all" / "manifest.json").read_text())
+    assert crash["layer_map"]["adapter_layers"] == [0, 5] and crash["similarity"]["task"] == config.tasks[0]
+    saved = json.loads((tmp_path / "exp" / "config.json").read_text())
+    assert saved["strategies"][1] == {"name": "crash-noshare", "cluster": "all"}
+    assert experiment_from_dict(saved).strategies == config.strategies
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -79,6 +99,10 @@ def test_other_settings_in_the_same_directory_are_refused(setup, tmp_path):
         ("train: {epochz: 2}\n", "unknown key 'train.epochz'"),
         ("tasks: [\n", "not valid YAML"),
         ("eval: {split: validation}\n", "selected on the split they are scored on"),
+        ("strategies: [crash, crash]\n", "listed twice"),
+        ("strategies: ['crash:fill=sideways']\n", "fill=sideways is not one of"),
+        ("similarity: {preset: mine}\n", "unknown similarity preset 'mine'"),
+        ("similarity_per_task: true\nsimilarity_file: s.json\n", "takes no similarity_file"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, text, message):

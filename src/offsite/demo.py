@@ -120,12 +120,12 @@ def run_demo(out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
     result = run_experiment(config, out / "experiment", log=lambda line: log("   " + line))
     stage(3, "figures")
     experiment_dir = out / "experiment"
-    maps = {s: LayerMap.from_json(read_manifest(experiment_dir / "bundles" / s)["layer_map"])
-            for s in config.strategies}
-    save_layer_maps(maps, out / "layer_maps.png")
     experiment = Experiment(config, experiment_dir, log)
+    maps = {s: LayerMap.from_json(read_manifest(experiment.bundle_dir(s, settings.task))["layer_map"])
+            for s in config.titles}
+    save_layer_maps(maps, out / "layer_maps.png")
     curves = {}
-    for strategy in (*config.strategies, None):
+    for strategy in (*config.titles, None):
         metrics = experiment.run_dir(config.tasks[0], settings.seed, strategy) / "metrics.jsonl"
         curves[strategy or "full model"] = [json.loads(line) for line in metrics.open()]
     save_training_curves(curves, out / "training_curves.png")

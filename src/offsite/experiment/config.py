@@ -9,8 +9,7 @@ from typing import Any
 
 import yaml
 
-from ..emulator.create import SimilaritySource
-from ..emulator.strategies import STRATEGIES
+from ..emulator.strategies import AdapterSpec, SimilaritySource, StrategySpec
 from ..errors import OffsiteError
 from ..landscape import BASE_LABEL, BASE_POINT, LandscapeConfig
 
@@ -73,17 +72,20 @@ class LandscapeSettings:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """A model, tasks, emulator strategies of one size with one adapter, and seeds.
+    """A model, tasks, emulator strategies of one size, and seeds.
 
-    ``full_ft`` is what "Full FT" trains on the full model: ``adapter`` (the same adapter layers, the
-    upper bound of plug-in) or ``all`` (every weight). ``similarity_file`` (a ``similarity.json`` from
-    ``offsite analyze``) replaces measuring CKA on ``similarity`` for the CRaSh strategies. ``landscape``
-    (None: none) asks for the loss landscapes of the runs.
+    ``strategies`` are :class:`~offsite.emulator.strategies.StrategySpec` (given as names, ``NAME:KEY=VALUE``
+    strings or mappings; each may name its own adapter, else ``adapter`` / ``adapter_layers`` apply). ``full_ft``
+    is what "Full FT" trains on the full model: ``adapter`` (the adapter layers of the first strategy, the upper
+    bound of plug-in) or ``all`` (every weight). ``similarity_file`` (a ``similarity.json`` from ``offsite
+    analyze``) replaces measuring CKA on ``similarity``; ``similarity_per_task`` measures on each task's own
+    samples instead, so each task gets its own clusters (as the CRaSh authors did). ``landscape`` (None: none)
+    asks for the loss landscapes of the runs.
     """
 
     model: str = "smollm2-135m"
     tasks: tuple[str, ...] = ("arc_easy",)
-    strategies: tuple[str, ...] = ("uniform", "crash")
+    strategies: tuple[StrategySpec, ...] = ("uniform", "crash")
     keep: int = 6
     adapter: tuple[int, int] = (2, 2)
     adapter_layers: tuple[int, ...] | None = None
@@ -92,14 +94,20 @@ class ExperimentConfig:
     metric: str = "acc"
     similarity: SimilaritySource = field(default_factory=SimilaritySource)
     similarity_file: str | None = None
+    similarity_per_task: bool = False
     train: TrainSettings = field(default_factory=TrainSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     landscape: LandscapeSettings | None = None
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
-        if unknown:
-            raise OffsiteError(f"unknown strategy {unknown[0]!r}; choose from: {', '.join(STRATEGIES)}")
+        specs = tuple(s if isinstance(s, StrategySpec) else StrategySpec.from_config(s) for s in self.strategies)
+        object.__setattr__(self, "strategies", specs)
+        titles = [spec.title for spec in specs]
+        repeated = sorted({title for title in titles if titles.count(title) > 1})
+        if repeated:
+            raise OffsiteError(f"strategy {repeated[0]!r} is listed twice; give one a label")
+        if self.similarity_per_task and self.similarity_file:
+            raise OffsiteError("similarity_per_task measures on each task's samples; it takes no similarity_file")
         if not self.tasks or not self.strategies or not self.seeds:
             raise OffsiteError("an experiment needs at least one task, one strategy and one seed")
         if self.full_ft not in ("adapter", "all"):
@@ -110,9 +118,29 @@ class ExperimentConfig:
         if self.metric not in ("acc", "acc_norm"):
             raise OffsiteError(f"metric must be 'acc' or 'acc_norm', got {self.metric!r}")
 
+    @property
+    def titles(self) -> tuple[str, ...]:
+        """The strategies' names in tables, files and records."""
+        return tuple(spec.title for spec in self.strategies)
+
+    def spec(self, title: str) -> StrategySpec:
+        return self.strategies[self.titles.index(title)]
+
+    @property
+    def default_adapter(self) -> AdapterSpec:
+        """The adapter of strategies that do not name their own."""
+        return AdapterSpec(None, self.adapter_layers) if self.adapter_layers else AdapterSpec(self.adapter)
+
+    def similarity_for(self, task: str) -> SimilaritySource:
+        """The calibration samples of ``task``'s emulators."""
+        return self.similarity.for_task(task) if self.similarity_per_task else self.similarity
+
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON types (lists, not tuples), so a saved config compares equal to a fresh one."""
-        return json.loads(json.dumps(asdict(self)))
+        """Plain JSON types (lists, not tuples), so a saved config compares equal to a fresh one; a strategy is
+        its plain name where it has no options."""
+        data = asdict(self)
+        data["strategies"] = [spec.to_config() for spec in self.strategies]
+        return json.loads(json.dumps(data))
 
     def identity(self) -> dict[str, Any]:
         """What an experiment directory pins: every setting but ``landscape``, which only adds figures of the runs
@@ -144,7 +172,10 @@ def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     for key in ("tasks", "strategies", "seeds"):
         if isinstance(values.get(key), (str, int)):
             values[key] = (values[key],)
-    values["similarity"] = _section(SimilaritySource, data.get("similarity"), "similarity")
+    similarity = data.get("similarity")
+    if similarity is not None and not isinstance(similarity, dict):
+        raise OffsiteError("experiment config: 'similarity' must be a mapping")
+    values["similarity"] = SimilaritySource.from_config(similarity)
     values["train"] = _section(TrainSettings, data.get("train"), "train")
     values["eval"] = _section(EvalSettings, data.get("eval"), "eval")
     if data.get("landscape") is not None:

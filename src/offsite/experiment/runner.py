@@ -17,7 +17,6 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..data import get_task, load_examples
 from ..emulator import load_bundle, plugged_in
 from ..emulator.create import EmulatorConfig, create_bundle
-from ..emulator.strategies import AdapterSpec
 from ..errors import OffsiteError
 from ..evaluate import evaluate_multiple_choice
 from ..landscape import LandscapeConfig, compute_landscape, finished_landscape
@@ -67,23 +66,27 @@ class Experiment:
             self._base = load_model(self.config.model)
         return self._base
 
-    def bundle_dir(self, strategy: str) -> Path:
-        return self.out / "bundles" / strategy
+    def bundle_dir(self, strategy: str, task: str) -> Path:
+        """The bundle of ``strategy`` (a title, see :attr:`ExperimentConfig.titles`) for ``task``: one per strategy,
+        or one per strategy and task where each task has its own similarity."""
+        slug = self.config.spec(strategy).slug
+        return self.out / "bundles" / get_task(task).name / slug if self.config.similarity_per_task else \
+            self.out / "bundles" / slug
 
     def run_dir(self, task: str, seed: int, strategy: str | None) -> Path:
-        return self.out / "runs" / get_task(task).name / f"seed{seed}" / (strategy or "full")
+        name = self.config.spec(strategy).slug if strategy else "full"
+        return self.out / "runs" / get_task(task).name / f"seed{seed}" / name
 
     def score_file(self, cell: Cell) -> Path:
         return self.out / "scores" / get_task(cell.task).name / f"{cell.name}.json"
 
-    def ensure_bundle(self, strategy: str) -> Path:
-        path = self.bundle_dir(strategy)
+    def ensure_bundle(self, strategy: str, task: str) -> Path:
+        path = self.bundle_dir(strategy, task)
         if not (path / "manifest.json").is_file():
             self.log(f"== emulator: {strategy} (keep {self.config.keep})")
             model, tokenizer = self.base()
-            adapter = AdapterSpec(None if self.config.adapter_layers else self.config.adapter,
-                                  self.config.adapter_layers)
-            emulator = EmulatorConfig(strategy, self.config.keep, adapter, self.config.similarity)
+            emulator = EmulatorConfig(self.config.spec(strategy), self.config.keep, self.config.default_adapter,
+                                      self.config.similarity_for(task))
             layer_map, _ = create_bundle(model, tokenizer, emulator, path, self.config.model,
                                          self.config.similarity_file)
             self.log(f"   layer map: {layer_map.describe()}")
@@ -95,11 +98,11 @@ class Experiment:
         train = self.config.train
         if strategy is None:
             layers = {"all_weights": True} if self.config.full_ft == "all" else {
-                "bundle": str(self.ensure_bundle(self.config.strategies[0]))
+                "bundle": str(self.ensure_bundle(self.config.titles[0], task))
             }
             source = {"source": self.config.model, "full": True, **layers}
         else:
-            source = {"source": str(self.ensure_bundle(strategy))}
+            source = {"source": str(self.ensure_bundle(strategy, task))}
         settings = FinetuneConfig(
             task=task, out=str(out), train_split=train.split, eval_split=train.select_split, limit=train.limit,
             eval_limit=train.select_limit, epochs=train.epochs, lr=train.lr, batch_size=train.batch_size,
@@ -131,7 +134,7 @@ class Experiment:
         if cell.row == "Full ZS":
             yield self.base()
         elif cell.row in ("Emulator ZS", "Emulator FT"):
-            bundle = self.ensure_bundle(cell.strategy)
+            bundle = self.ensure_bundle(cell.strategy, cell.task)
             run = self.ensure_run(cell.task, cell.seed, cell.strategy) if cell.row == "Emulator FT" else None
             loaded = load_bundle(bundle, adapter=run / "adapter.safetensors" if run else None)
             yield loaded.model, loaded.tokenizer
@@ -165,11 +168,11 @@ class Experiment:
             for seed in self.config.seeds:
                 full = str(self.ensure_run(task, seed, None))
                 lines = {}
-                for strategy in self.config.strategies:
+                for strategy in self.config.titles:
                     run = str(self.ensure_run(task, seed, strategy))
                     configs = self.config.landscape.landscapes(self.config.model, task, full, run, strategy,
                                                                self.config.eval.batch_size)
-                    records = {kind: self.ensure_landscape(config, self.landscape_dir(task, seed) / strategy / kind)
+                    records = {kind: self.ensure_landscape(config, self.landscape_dir(task, seed) / self.config.spec(strategy).slug / kind)
                                for kind, config in configs.items()}
                     if "line" in records:
                         lines[f"Full FT → {strategy} plug-in"] = records["line"]
@@ -181,7 +184,7 @@ class Experiment:
         for task in self.config.tasks:
             cells.append(Cell(task, "Full ZS", None, None))
             cells += [Cell(task, "Full FT", None, seed) for seed in self.config.seeds]
-            for strategy in self.config.strategies:
+            for strategy in self.config.titles:
                 cells.append(Cell(task, "Emulator ZS", strategy, None))
                 for seed in self.config.seeds:
                     cells += [Cell(task, "Emulator FT", strategy, seed), Cell(task, "Plug-in", strategy, seed)]
@@ -215,7 +218,7 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, log: Callab
         for r in rows
     ]}
     write_json(out / "results.json", results)
-    save_protocol_chart(rows, config.tasks, config.strategies, config.metric, out / "chart.png")
+    save_protocol_chart(rows, config.tasks, config.titles, config.metric, out / "chart.png")
     if config.landscape is not None:
         experiment.landscapes()
     return {"table": table, "rows": rows, "records": records}

@@ -19,7 +19,7 @@ def summarize(records: Sequence[dict[str, Any]], config: ExperimentConfig) -> li
     """One row per (setting, strategy): the metric in percent per task (mean over seeds, with std) and average."""
     metric = config.metric
     groups: list[tuple[str, str | None]] = [("Full ZS", None), ("Full FT", None)]
-    for strategy in config.strategies:
+    for strategy in config.titles:
         groups += [("Emulator ZS", strategy), ("Emulator FT", strategy), ("Plug-in", strategy), (GAP, strategy)]
 
     def per_seed(row: str, strategy: str | None, task: str) -> list[float]:
@@ -58,8 +58,9 @@ def table_markdown(rows: Sequence[dict[str, Any]], config: ExperimentConfig) -> 
         average = "–" if row["average"] is None else (f"{row['average']:+.1f}" if signed else f"{row['average']:.1f}")
         lines.append("| " + " | ".join([row["setting"], row["strategy"], *cells, average]) + " |")
     train, evaluation = config.train, config.eval
-    adapter = (f"layers {list(config.adapter_layers)}" if config.adapter_layers
-               else f"first {config.adapter[0]} + last {config.adapter[1]} blocks")
+    adapter = config.default_adapter.describe()
+    own = [f"{spec.title}: {spec.adapter.describe()}" for spec in config.strategies if spec.adapter is not None]
+    adapter += f" ({'; '.join(own)})" if own else ""
     notes = [
         f"{config.metric} (%) on {evaluation.split} split ({evaluation.limit or 'all'} examples per task), "
         f"model {config.model}, seeds {list(config.seeds)} (mean ± std where several).",
