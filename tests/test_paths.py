@@ -10,7 +10,15 @@ import sys
 import pytest
 
 from offsite import OffsiteError
-from offsite.paths import RECORD, atomic_path, check_output, claim_directory, remove_output, written_by_offsite
+from offsite.paths import (
+    RECORD,
+    atomic_path,
+    check_output,
+    claim_directory,
+    remove_output,
+    write_json,
+    written_by_offsite,
+)
 
 
 def write_dir(target, files: dict[str, str], force: bool = False) -> None:
@@ -73,19 +81,25 @@ def test_a_file_is_never_written_over_a_directory(tmp_path):
     assert (tmp_path / "d").is_dir()
 
 
-def test_claim_keeps_a_directory_offsite_wrote_and_refuses_clashes(tmp_path):
-    run = claim_directory(tmp_path / "run", ["log.txt", "state"])
-    (run / "log.txt").write_text("step 1")
-    assert claim_directory(run, ["log.txt", "state"]) == run and (run / "log.txt").read_text() == "step 1"
+def test_claim_keeps_a_directory_offsite_wrote_and_never_writes_over_what_it_found(tmp_path):
+    run = claim_directory(tmp_path / "run")
+    write_json(run / "log.json", {"step": 1})
+    write_dir(run / "state", {"a.txt": "1"})
+    assert claim_directory(run) == run and json.loads((run / "log.json").read_text()) == {"step": 1}
+    assert written_by_offsite(run)
     other = tmp_path / "other"
-    other.mkdir()
-    (other / "log.txt").write_text("user's")
+    (other / "runs").mkdir(parents=True)
+    (other / "log.json").write_text("user's")
     with pytest.raises(OffsiteError, match="--force"):
-        claim_directory(other, ["log.txt"])
-    with pytest.raises(OffsiteError, match="log.txt: it exists and offsite did not write it"):
-        claim_directory(other, ["log.txt"], force=True)
-    claim_directory(other, ["state"], force=True)
-    assert (other / "log.txt").read_text() == "user's"
+        claim_directory(other)
+    claim_directory(other, force=True)
+    with pytest.raises(OffsiteError, match=r"log.json: it exists and offsite did not write it"):
+        write_json(other / "log.json", {"step": 1})
+    with pytest.raises(OffsiteError, match=r"runs: it exists and offsite did not write it"):
+        write_json(other / "runs" / "a" / "scores.json", {})
+    write_json(other / "scores.json", {})
+    assert (other / "log.json").read_text() == "user's" and not (other / "runs" / "a").exists()
+    assert not written_by_offsite(other)
     remove_output(run)
     assert not run.exists()
     with pytest.raises(OffsiteError, match="refusing to delete"):

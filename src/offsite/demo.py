@@ -19,7 +19,8 @@ from .emulator import LayerMap, read_manifest
 from .emulator.create import SimilaritySource
 from .experiment import EvalSettings, Experiment, ExperimentConfig, TrainSettings, run_experiment
 from .experiment.table import GAP
-from .paths import read_json
+from .paths import claim_directory, read_json
+from .train.metrics import read_metrics
 from .report.html import image_tag, markdown_table_html, table_html, write_report
 
 
@@ -106,7 +107,7 @@ def run_demo(out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
     from .report.experiment_plots import save_training_curves
     from .report.layer_map_plot import save_layer_maps
 
-    out = Path(out)
+    out = claim_directory(out)
     timings: list[tuple[str, float]] = []
 
     def stage(number: int, name: str) -> None:
@@ -127,7 +128,7 @@ def run_demo(out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
     curves = {}
     for strategy in (*config.titles, None):
         metrics = experiment.run_dir(config.tasks[0], settings.seed, strategy) / "metrics.jsonl"
-        curves[strategy or "full model"] = [json.loads(line) for line in metrics.open()]
+        curves[strategy or "full model"] = read_metrics(metrics)
     save_training_curves(curves, out / "training_curves.png")
     stage(4, "report")
     timings.append(("end", time.perf_counter()))

@@ -2,9 +2,12 @@
 
 Every output goes through this module. A file or directory is written under a temporary sibling
 (``.NAME.PID.XXXXXXXX.tmp``), flushed to disk, then renamed into place. A directory offsite writes gets a record
-file (:data:`RECORD`) listing the entries it wrote; only a directory whose entries offsite all wrote (or an empty
-one) is ever replaced, as rename-old-aside, rename-new-in, delete-old. Any other non-empty directory is refused;
-with ``force`` the new entries are added beside its files, and a file offsite did not write is never touched.
+file (:data:`RECORD`): a directory written whole lists its entries; a directory a resumable command fills bit by
+bit (:func:`claim_directory`) is offsite's except for the entries it found there. Only a directory whose entries
+offsite all wrote (or an empty one) is ever replaced, as rename-old-aside, rename-new-in, delete-old, and no
+file is ever written over an entry offsite did not write. Any other non-empty directory is refused;
+with ``force`` (or within :func:`forcing`, which the CLI's ``--force`` sets) the new entries are added beside its
+files, and a file offsite did not write is never touched.
 The current directory, a directory holding it, and the command's own inputs (or folders holding them) are
 always refused. Temporaries left by a killed process are removed by the next write next to them.
 """
@@ -17,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -25,6 +29,7 @@ from .errors import OffsiteError
 RECORD = ".offsite.json"
 RECORD_FORMAT = "offsite-output"
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
+_FORCE: ContextVar[bool] = ContextVar("offsite_force", default=False)
 
 
 def cache_dir() -> Path:
@@ -35,14 +40,28 @@ def cache_dir() -> Path:
     return path
 
 
-def _recorded_entries(directory: Path) -> set[str]:
-    """The entries the record of ``directory`` says offsite wrote (none when there is no readable record)."""
+@contextlib.contextmanager
+def forcing(enabled: bool = True) -> Iterator[None]:
+    """Within the block, every output is written as if given ``force`` (the CLI's ``--force`` sets this)."""
+    token = _FORCE.set(enabled)
+    try:
+        yield
+    finally:
+        _FORCE.reset(token)
+
+
+def _record(directory: Path) -> dict[str, Any] | None:
+    """The record of ``directory``: ``entries`` (a list, or ``"*"``: all but ``foreign``) and ``foreign``."""
     try:
         record = json.loads((directory / RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return set()
-    entries = record.get("entries") if isinstance(record, dict) and record.get("format") == RECORD_FORMAT else None
-    return {e for e in entries if isinstance(e, str)} if isinstance(entries, list) else set()
+        return None
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        return None
+    entries, foreign = record.get("entries"), record.get("foreign", [])
+    if not (entries == "*" or isinstance(entries, list)) or not isinstance(foreign, list):
+        return None
+    return {"entries": entries if entries == "*" else {str(e) for e in entries}, "foreign": {str(e) for e in foreign}}
 
 
 def _present_entries(directory: Path) -> set[str]:
@@ -50,10 +69,35 @@ def _present_entries(directory: Path) -> set[str]:
     return {p.name for p in directory.iterdir() if p.name != RECORD and not _TEMPORARY.match(p.name)}
 
 
+def _foreign_entries(directory: Path) -> set[str]:
+    """The entries of ``directory`` that offsite did not write."""
+    present, record = _present_entries(directory), _record(directory)
+    if record is None:
+        return present
+    if record["entries"] == "*":
+        return present & record["foreign"]
+    return present - record["entries"]
+
+
 def written_by_offsite(directory: str | os.PathLike) -> bool:
     """Whether every entry of ``directory`` was written by offsite (an empty directory counts: nothing to lose)."""
     directory = Path(directory)
-    return directory.is_dir() and _present_entries(directory) <= _recorded_entries(directory)
+    return directory.is_dir() and not _foreign_entries(directory)
+
+
+def _not_ours(path: Path) -> OffsiteError:
+    return OffsiteError(f"refusing to write over {path}: it exists and offsite did not write it "
+                        "(--force never replaces such a file); choose another --out")
+
+
+def _refuse_foreign(target: Path) -> None:
+    """Refuse to write ``target`` when it is, or lies inside, an entry offsite did not write of a recorded directory
+    (possible only in a directory written with ``force``)."""
+    for directory in target.parents:
+        if (directory / RECORD).is_file():
+            entry = target.relative_to(directory).parts[0]
+            if entry in _foreign_entries(directory):
+                raise _not_ours(directory / entry)
 
 
 def _overlap(target: Path, source: Path) -> str | None:
@@ -76,6 +120,7 @@ def check_output(
     holding it, or a path inside it), and a file where a directory goes or the reverse. Refused unless ``force``:
     a non-empty directory with entries that offsite did not write.
     """
+    force = force or _FORCE.get()
     target = Path(target)
     resolved, cwd = target.resolve(), Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
@@ -117,8 +162,9 @@ def _fsync(path: Path) -> None:
             os.close(descriptor)
 
 
-def _write_record(directory: Path, entries: Iterable[str]) -> None:
-    record = {"format": RECORD_FORMAT, "written_by": "offsite", "entries": sorted(set(entries))}
+def _write_record(directory: Path, entries: Iterable[str] | str, foreign: Iterable[str] = ()) -> None:
+    record = {"format": RECORD_FORMAT, "written_by": "offsite",
+              "entries": entries if entries == "*" else sorted(set(entries)), "foreign": sorted(set(foreign))}
     tmp = directory / f".{RECORD}.{os.getpid()}.record00.tmp"
     tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     _fsync(tmp)
@@ -162,15 +208,14 @@ def _commit_directory(staged: Path, target: Path, force: bool, work: Path) -> No
         _replace_entry(staged, target, work / ".replaced")
         return
     check_output(target, force=force)  # a non-empty directory offsite did not write: only with force
-    recorded = _recorded_entries(target)
-    clashes = sorted(name for name in entries & _present_entries(target) if name not in recorded)
+    foreign = _foreign_entries(target)
+    clashes = sorted(entries & foreign)
     if clashes:
-        raise OffsiteError(f"refusing to write {target / clashes[0]}: it exists and offsite did not write it "
-                           "(--force never replaces such a file); choose another --out")
+        raise _not_ours(target / clashes[0])
     _fsync(staged)
     for name in sorted(entries):
         _replace_entry(staged / name, target / name, work / f".replaced-{name}")
-    _write_record(target, recorded | entries)
+    _write_record(target, _present_entries(target) - foreign, foreign)
 
 
 @contextlib.contextmanager
@@ -184,6 +229,7 @@ def atomic_path(
     """
     target = Path(target)
     check_output(target, inputs, force, directory=not target.is_file())
+    _refuse_foreign(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     _sweep_temporaries(target.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
@@ -202,24 +248,21 @@ def atomic_path(
 
 
 def claim_directory(
-    target: str | os.PathLike, entries: Iterable[str], force: bool = False, inputs: Iterable[str | os.PathLike] = ()
+    target: str | os.PathLike, force: bool = False, inputs: Iterable[str | os.PathLike] = ()
 ) -> Path:
-    """Make ``target`` a directory that a long, resumable command fills bit by bit, with the top-level ``entries``
-    it will write recorded as offsite's; return it.
+    """Make ``target`` a directory that a long, resumable command fills bit by bit, and return it: everything
+    written into it from now on is offsite's.
 
     A directory offsite wrote is kept as it is (its command resumes there); any other non-empty one is refused
-    unless ``force``, and even then none of ``entries`` may already exist there.
+    unless ``force``, and then its entries are recorded as not offsite's: nothing is ever written over them.
     """
-    entries = set(entries)
     target = check_output(target, inputs, force)
+    _refuse_foreign(target)
     target.mkdir(parents=True, exist_ok=True)
     _sweep_temporaries(target)
-    recorded = _recorded_entries(target)
-    clashes = sorted(name for name in entries & _present_entries(target) if name not in recorded)
-    if clashes:
-        raise OffsiteError(f"refusing to write {target / clashes[0]}: it exists and offsite did not write it "
-                           "(--force never replaces such a file); choose another --out")
-    _write_record(target, recorded | entries)
+    record = _record(target)
+    if record is None or record["entries"] != "*":
+        _write_record(target, "*", _foreign_entries(target))
     return target
 
 

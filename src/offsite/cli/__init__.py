@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import OffsiteError
-from ..paths import check_output
+from ..paths import check_output, forcing
 
 COMMAND_MODULES = ["inspect", "analyze", "emulate", "fidelity", "finetune", "evaluate", "experiment", "landscape", "distill", "merge", "demo"]
 
@@ -64,7 +64,7 @@ def _input_paths(args: argparse.Namespace) -> list[str]:
 
 def _check_output(args: argparse.Namespace) -> None:
     if getattr(args, "out", None) is not None:
-        check_output(args.out, _input_paths(args), args.force, directory=args.command not in FILE_OUTPUTS)
+        check_output(args.out, _input_paths(args), directory=args.command not in FILE_OUTPUTS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,8 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     transformers_logging.disable_progress_bar()
     try:
-        _check_output(args)
-        return args.func(args) or 0
+        with forcing(getattr(args, "force", False)):
+            _check_output(args)
+            return args.func(args) or 0
     except OffsiteError as exc:
         if debug:
             traceback.print_exc()

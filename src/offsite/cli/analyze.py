@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import OffsiteError
 from ..evaluate.targets import load_target
 from ..models import load_model
-from ..paths import write_json
+from ..paths import claim_directory, write_json
 from ..report.table import format_table
 from ..similarity import (
     LENS_KINDS,
@@ -97,6 +97,7 @@ def run_analyze(args: argparse.Namespace) -> None:
         result = analyze_similarity(model, tokenizer, texts, args.clusters, config, name, source,
                                     importance_limit=args.importance_limit, drop_one=not args.no_drop_one)
         del model
+        claim_directory(out)  # only now: a bad input above leaves no directory behind
         model_out = out if len(args.models) == 1 else out / slug
         paths = write_similarity(result, model_out)
         results.append(result)
@@ -132,12 +133,13 @@ def run_lens(args: argparse.Namespace) -> None:
         texts, source = analysis_texts(args.train_task, args.train_split, args.train_limit, args.train_text_file)
         config = TunedLensConfig(args.steps, args.batch_size, args.train_max_length, args.lr)
         tuned, history = train_tuned_lens(model, tokenizer, texts, config)
-        translators = out / "tuned_lens.safetensors"
+        translators = claim_directory(out) / "tuned_lens.safetensors"
         tuned.save(translators, args.model)
         training = {"translators": str(translators), **source, "num_samples": len(texts), "steps": config.steps,
                     "batch_size": config.batch_size, "lr": config.lr, "kl_before_each_step": history}
         print(f"tuned lens: mean KL to the final layer {history[0]:.3f} -> {history[-1]:.3f}; wrote {translators}")
     grid = lens_grid(model, tokenizer, args.text, tuned, args.model, args.max_length)
+    claim_directory(out)
     write_json(out / "lens.json", {**grid.to_json(), **({"tuned_lens": training} if training else {})})
     save_lens_grid(out / "lens.png", grid.input_tokens, grid.top_tokens, grid.probabilities,
                    f"{args.model}: {grid.kind} lens")

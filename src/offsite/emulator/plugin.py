@@ -12,7 +12,7 @@ from transformers import PreTrainedModel
 from ..errors import OffsiteError
 from ..models import load_model, num_layers
 from ..models.fingerprint import fingerprint
-from ..paths import atomic_path, write_json
+from ..paths import atomic_path, check_output, write_json
 from .adapter import adapter_layers_of, apply_adapter, block_state, load_adapter
 
 PLUGIN_RECORD = "offsite_plugin.json"
@@ -66,12 +66,13 @@ def plugged_in(base: PreTrainedModel, run: str | os.PathLike, name: str = "the b
 def plugin(model: str, run: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write the full ``model`` with the adapter of ``run`` in its blocks to ``out``, a directory that
     ``AutoModelForCausalLM.from_pretrained`` loads (see :func:`plug_into` for what is refused); ``out`` appears
-    only when complete.
+    only when complete, and never over the inputs (see :func:`offsite.paths.atomic_path`).
     """
+    inputs = [path for path in (model, str(run)) if Path(path).exists()]
+    out = check_output(out, inputs)
     base, tokenizer = load_model(model)
     layers, base_fingerprint = plug_into(base, run, model)
-    out = Path(out)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, inputs=inputs) as tmp:
         base.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / PLUGIN_RECORD, {"model": model, "adapter": str(adapter_path(run)),

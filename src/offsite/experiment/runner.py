@@ -21,7 +21,7 @@ from ..errors import OffsiteError
 from ..evaluate import evaluate_multiple_choice
 from ..landscape import LandscapeConfig, compute_landscape, finished_landscape
 from ..models import load_model
-from ..paths import atomic_path, read_json, write_json
+from ..paths import atomic_path, claim_directory, read_json, write_json
 from ..train import FinetuneConfig, finetune
 from .config import ExperimentConfig
 
@@ -54,6 +54,7 @@ class Experiment:
         self._check_directory()
 
     def _check_directory(self) -> None:
+        claim_directory(self.out)
         saved = self.out / CONFIG_FILE
         if saved.is_file():
             if read_json(saved, "experiment config") != self.config.identity():

@@ -18,7 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..errors import OffsiteError
 from ..models import load_model
 from ..models.fingerprint import fingerprint
-from ..paths import read_json, write_json
+from ..paths import claim_directory, read_json, write_json
 from ..train.checkpoint import check_identity
 from ..train.data import load_split
 from ..train.validation import validate
@@ -118,6 +118,7 @@ def compute_landscape(
             move(affine_weights(corner))
             prints.append(fingerprint(model))
         identity = {**config.data_settings(), "points": prints}
+        claim_directory(out)  # only now: a bad input above leaves no directory behind
         evaluations = _saved_evaluations(out / LANDSCAPE_FILE, identity)
         missing = [c for c in wanted if c not in evaluations]
         with tqdm(total=len(wanted), initial=len(wanted) - len(missing), desc="landscape", unit="point",

@@ -288,7 +288,7 @@ def distill(config: DistillConfig, progress: bool = True) -> DistillResult:
         work / "checkpoint", work / "metrics.jsonl", identity, "distilling",
     )
     if accelerator.is_main_process:
-        claim_directory(work, ["checkpoint", "metrics.jsonl"])
+        claim_directory(work)
     started = time.perf_counter()
     ended = drive(job, progress)
     if not ended.completed:

@@ -36,7 +36,6 @@ ADAPTER_FILE = "adapter.safetensors"
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoint"
-RUN_ENTRIES = (ADAPTER_FILE, MODEL_DIR, MANIFEST, METRICS_FILE, CHECKPOINT_DIR)
 
 
 @dataclass
@@ -72,14 +71,14 @@ def _manifest_identity(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def finetune(config: FinetuneConfig, progress: bool = True, force: bool = False) -> FinetuneResult:
+def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     """Fine-tune as ``config`` says and write the run directory ``config.out``; resume from its checkpoint if any.
 
     Works unchanged under ``accelerate launch`` with several processes; only the main process writes files.
-    ``config.out`` is checked as :func:`offsite.paths.claim_directory` says (``force`` included).
+    ``config.out`` is checked and claimed as :func:`offsite.paths.claim_directory` says.
     """
     inputs = [p for p in (config.source, config.task, config.eval_task, config.bundle) if p and Path(p).exists()]
-    out = check_output(config.out, inputs, force)
+    out = check_output(config.out, inputs)
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise OffsiteError("--mixed-precision fp16 needs a GPU; on the CPU use bf16 or no")
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
@@ -131,7 +130,7 @@ def finetune(config: FinetuneConfig, progress: bool = True, force: bool = False)
         out / CHECKPOINT_DIR, out / METRICS_FILE, identity, "fine-tuning",
     )
     if main:
-        claim_directory(out, RUN_ENTRIES, force, inputs)
+        claim_directory(out, inputs=inputs)
     ended = drive(job, progress)
     if not ended.completed:
         return FinetuneResult(out, False, ended.step, None, target.model)
