@@ -5,8 +5,9 @@ A bundle directory holds
 - ``manifest.json``: format version, strategy, layer map, adapter layers, clustering, similarity settings,
   the base model's name and fingerprint, sizes and versions;
 - ``adapter.safetensors``: the trainable adapter blocks (see :mod:`offsite.emulator.adapter`);
-- ``emulator.safetensors``: every other kept block once (``layers.{i}.*``) plus embeddings, final norm and
-  head under the model's own names; removed blocks are absent;
+- ``emulator.safetensors``: every other kept block once (``layers.{i}.*``), the pretrained weights of each
+  adapter block that also fills other positions as a frozen copy (``copies.{i}.*``), plus embeddings, final
+  norm and head under the model's own names; removed blocks are absent;
 - ``config.json`` (the base model's) and the tokenizer files.
 
 Loading trusts nothing in the folder: the manifest is checked (:mod:`offsite.emulator.manifest`), every file it
@@ -41,6 +42,7 @@ from .layer_map import LayerMap
 from .manifest import ADAPTER_FILE, BUNDLE_FORMAT, EMULATOR_FILE, FORMAT_VERSION, check_manifest
 
 MANIFEST = "manifest.json"
+COPY_PREFIX = "copies."  # frozen pretrained copies of adapter blocks, in the emulator file
 
 
 @dataclass
@@ -75,6 +77,12 @@ def _non_block_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     return state
 
 
+def _copy_state(model: PreTrainedModel, layer_map: LayerMap) -> dict[str, torch.Tensor]:
+    """The pretrained tensors of the adapter blocks that fill other positions as frozen copies (``copies.{i}.*``)."""
+    copied = layer_map.copied_layers
+    return {COPY_PREFIX + k.removeprefix("layers."): v for k, v in block_state(model, copied, copied).items()}
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -96,13 +104,14 @@ def save_bundle(
     out: str | os.PathLike,
     details: dict[str, Any],
     frozen_blocks_from: PreTrainedModel | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write the bundle of ``layer_map`` for the (unmodified) base ``model`` to ``out``; return its manifest.
 
     ``details`` (strategy, keep, clustering, similarity settings, base model name) go into the manifest.
     ``frozen_blocks_from``, an emulator of ``layer_map`` whose frozen blocks were trained (distilled), supplies
     those blocks instead of the base model; everything else still comes from the base.
-    The directory appears only when complete (see :func:`offsite.paths.atomic_path` for what it may replace).
+    The directory appears only when complete (see :func:`offsite.paths.atomic_path` for what ``force`` allows).
     """
     if len(get_blocks(model)) != layer_map.num_layers:
         raise OffsiteError(f"layer map is for {layer_map.num_layers} layers but the model has {len(get_blocks(model))}")
@@ -113,10 +122,10 @@ def save_bundle(
     else:
         sources = layer_map.emulator_sources
         frozen_state = block_state(frozen_blocks_from, frozen, [sources.index(layer) for layer in frozen])
-    emulator_state = {**_non_block_state(model), **frozen_state}
+    emulator_state = {**_non_block_state(model), **frozen_state, **_copy_state(model, layer_map)}
     adapter_state = block_state(model, layer_map.adapter_layers, layer_map.adapter_layers)
     out = Path(out)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, force=force) as tmp:
         tmp.mkdir()
         save_file(emulator_state, str(tmp / EMULATOR_FILE), metadata={"format": BUNDLE_FORMAT})
         save_adapter(tmp / ADAPTER_FILE, adapter_state, base_fingerprint)
@@ -217,10 +226,11 @@ def _expected_tensors(model: PreTrainedModel, layer_map: LayerMap) -> tuple[dict
             outside[name] = tensor
     blocks = get_blocks(model)
 
-    def layers(indices: tuple[int, ...]) -> dict[str, torch.Tensor]:
-        return {f"layers.{i}.{name}": t for i in indices for name, t in blocks[i].state_dict(keep_vars=True).items()}
+    def layers(indices: tuple[int, ...], prefix: str = "layers.") -> dict[str, torch.Tensor]:
+        return {f"{prefix}{i}.{name}": t for i in indices for name, t in blocks[i].state_dict(keep_vars=True).items()}
 
-    return {**outside, **layers(layer_map.frozen_layers)}, layers(layer_map.adapter_layers)
+    emulator = {**outside, **layers(layer_map.frozen_layers), **layers(layer_map.copied_layers, COPY_PREFIX)}
+    return emulator, layers(layer_map.adapter_layers)
 
 
 def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], what: str) -> None:
@@ -244,12 +254,15 @@ def _lean_emulator(path: Path, config: Any, layer_map: LayerMap) -> PreTrainedMo
     _check_tensors(emulator_tensors, expected_emulator, f"bundle {path}: {EMULATOR_FILE}")
     adapter_tensors, _ = load_adapter(path / ADAPTER_FILE)
     _check_tensors(adapter_tensors, expected_adapter, f"bundle {path}: {ADAPTER_FILE}")
+    copies = {"layers." + k.removeprefix(COPY_PREFIX): emulator_tensors.pop(k)
+              for k in [k for k in emulator_tensors if k.startswith(COPY_PREFIX)]}
     prefix = layout_of(model).blocks + "."
     state = {(prefix + k.removeprefix("layers.") if k.startswith("layers.") else k): v
              for k, v in {**emulator_tensors, **adapter_tensors}.items()}
     model.load_state_dict(state, strict=False, assign=True)
     model.tie_weights()
     build_emulator(model, layer_map)
+    apply_adapter(model, copies, layer_map.first_copy_positions)  # in place: further copies stay tied to the first
     empty = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if empty:
         raise OffsiteError(f"bundle {path} gives no weights for {empty[0]}")
@@ -280,19 +293,19 @@ def load_emulator(path: str | os.PathLike) -> PreTrainedModel:
     return load_bundle(path).model
 
 
-def export_bundle(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+def export_bundle(path: str | os.PathLike, out: str | os.PathLike, force: bool = False) -> Path:
     """Write the bundle's emulator as a plain directory that ``AutoModelForCausalLM.from_pretrained`` loads.
 
     Plain transformers cannot tie arbitrary layers, so each shared position gets its own copy on disk. ``out`` may
-    not be the bundle or hold it (see :func:`offsite.paths.atomic_path` for the rest).
+    not be the bundle or hold it (see :func:`offsite.paths.atomic_path` for the rest, and ``force``).
     """
-    check_output(out, [path])
+    check_output(out, [path], force)
     bundle = load_bundle(path)
     model = bundle.model
     sources = bundle.layer_map.emulator_sources
     set_blocks(model, [copy.deepcopy(block) for block in get_blocks(model)], list(range(len(sources))))
     out = Path(out)
-    with atomic_path(out, inputs=[path]) as tmp:
+    with atomic_path(out, force=force, inputs=[path]) as tmp:
         model.save_pretrained(tmp)
         bundle.tokenizer.save_pretrained(tmp)
     return out
