@@ -31,10 +31,10 @@ class FidelityConfig:
 
     task: str = "arc_easy"
     split: str = "validation"
-    limit: int = 100
+    limit: int = 50
     text_file: str | None = None
     text_chars: int | None = 6000
-    text_limit: int = 100
+    text_limit: int = 50
     batch_size: int = 32
     warn_ratio: float = 10.0
 
