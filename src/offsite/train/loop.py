@@ -98,6 +98,9 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
             raise OffsiteError(f"{out} holds something other than a fine-tuning run; choose another --out")
         check_identity(_manifest_identity(manifest), identity, out)
+        if main:  # a kill just after the manifest was written leaves the checkpoint (and temporaries) behind
+            claim_directory(out, inputs=inputs)
+            remove_output(out / CHECKPOINT_DIR)
         accelerator.print(f"offsite: {out} already holds this finished run")
         return FinetuneResult(out, True, manifest["steps"], manifest, None)
 
