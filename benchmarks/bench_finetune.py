@@ -120,6 +120,27 @@ def build_bundles(args: argparse.Namespace, root: Path) -> dict[str, str]:
     return paths
 
 
+def child_rows(children: dict[str, list[str]]) -> list[dict]:
+    """Run each named command line in a fresh process (so that peaks do not mix); the JSON row each prints last."""
+    rows = []
+    for name, child in children.items():
+        done = subprocess.run(child, capture_output=True, text=True, check=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"measured {name}", file=sys.stderr)
+    return rows
+
+
+def print_rows(rows: list[dict], as_json: bool, title: str, columns: list[str]) -> None:
+    """The measured rows as JSON, or as a titled table of ``columns``."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from offsite.report.table import format_table
+
+    print(title)
+    print(format_table(rows, columns))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m")
@@ -144,26 +165,17 @@ def main() -> None:
         bundles = build_bundles(args, Path(tmp))
         sources = {"full FT": args.model, "full, adapter": args.model,
                    "emulator uniform": bundles["uniform"], "emulator crash": bundles["crash"]}
-        passthrough = sys.argv[1:]
-        rows = []
-        for variant in VARIANTS:
-            child = [sys.executable, __file__, *passthrough, "--variant", variant, "--source", sources[variant]]
-            done = subprocess.run(child, capture_output=True, text=True, check=True)
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"measured {variant}", file=sys.stderr)
+        rows = child_rows({variant: [sys.executable, __file__, *sys.argv[1:], "--variant", variant, "--source",
+                                     sources[variant]] for variant in VARIANTS})
     base = rows[0]
     for row in rows:
         row["time_ratio"] = row["step_s"] / base["step_s"]
         row["memory_ratio"] = row["peak_mb"] / base["peak_mb"]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return
-    from offsite.report.table import format_table
-
-    print(f"{args.model}: batch {args.batch_size} x {args.seq_len} tokens, adapter {args.adapter}, keep {args.keep}, "
-          f"precision {args.mixed_precision}, median of {args.steps} steps on {base['device']}; ratios vs full FT")
-    print(format_table(rows, ["variant", "depth", "parameters_m", "trainable_m", "step_s", "peak_mb", "time_ratio",
-                              "memory_ratio"]))
+    title = (f"{args.model}: batch {args.batch_size} x {args.seq_len} tokens, adapter {args.adapter}, keep "
+             f"{args.keep}, precision {args.mixed_precision}, median of {args.steps} steps on {base['device']}; "
+             "ratios vs full FT")
+    print_rows(rows, args.json, title, ["variant", "depth", "parameters_m", "trainable_m", "step_s", "peak_mb",
+                                        "time_ratio", "memory_ratio"])
 
 
 if __name__ == "__main__":

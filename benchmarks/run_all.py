@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("bench_cka.py", "bench_eval.py", "bench_finetune.py")
+BENCHMARKS = ("bench_cka.py", "bench_eval.py", "bench_finetune.py", "bench_load.py")
 
 
 def main() -> int:
