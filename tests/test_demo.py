@@ -4,10 +4,13 @@ and a second run reuses every stage."""
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 
 from offsite.demo import DemoSettings, run_demo
+from offsite.experiment import reading, summarize
+from offsite.experiment.estimates import format_estimate
 from offsite.models.tiny import tiny_model, tiny_tokenizer
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -25,12 +28,26 @@ def test_demo_report_embeds_every_figure_and_reruns_from_cache(tmp_path):
     assert [line[:5] for line in lines if line.startswith("[")] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
     page = report.read_text()
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
-    assert [alt for alt, _ in images] == ["scores per strategy", "CKA heatmap", "layer maps", "training curves"]
+    assert [alt for alt, _ in images] == ["scores per strategy", "emulator choice", "CKA heatmap", "layer maps",
+                                          "training curves"]
     for _, data in images:
         png = base64.b64decode(data)
         assert png.startswith(PNG_SIGNATURE) and len(png) > 5000
     assert "<table>" in page and "Plug-in" in page and "What this shows" in page
     assert 'src="http' not in page and "src='http" not in page  # nothing fetched when opened offline
+    # The written reading is the one computed from the demo's own numbers, every sentence of it.
+    results = json.loads((tmp_path / "demo" / "experiment" / "results.json").read_text())
+    config = settings.experiment(tmp_path / "demo" / "analysis" / "similarity.json")
+    summary = summarize(results["cells"], config)[0]
+    for sentence in reading(summary):
+        assert f"<li>{html.escape(sentence)}</li>" in page
+    for e in summary.emulators:
+        claim = f"Privacy gap of {e.label} (plug-in − emulator alone): {format_estimate(e.gap, True)} points (resolved)"
+        assert (html.escape(claim) in page) == e.gap.resolved
+    # Each emulator's fidelity against the full model, as its bundle records it.
+    fidelity = page.split("Fidelity: each emulator")[1].split("</table>")[0]
+    assert fidelity.count("<tr>") == 4  # header, full model, uniform, crash
+    assert "<td>full model</td><td>100.0</td>" in fidelity and f"<td>{summary.emulators[1].label}</td>" in fidelity
 
     again: list[str] = []
     run_demo(tmp_path / "demo", settings, log=again.append)

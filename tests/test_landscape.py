@@ -197,14 +197,15 @@ def test_an_experiment_draws_the_landscapes_of_its_runs(tmp_path):
     assert not any("fine-tune" in line for line in lines)
     assert sum(line.startswith("== landscape") for line in lines) == 2
     where = tmp_path / "exp" / "landscapes" / "task" / "seed0"
-    line = json.loads((where / "uniform" / "line" / "landscape.json").read_text())
-    plane = json.loads((where / "uniform" / "plane" / "landscape.json").read_text())
+    line = json.loads((where / "uniform-keep1" / "line" / "landscape.json").read_text())
+    plane = json.loads((where / "uniform-keep1" / "plane" / "landscape.json").read_text())
     assert [p["label"] for p in plane["points"]] == ["Init", "Full FT", "uniform plug-in"]
     assert [p["kind"] for p in plane["points"]] == ["base", "adapter", "adapter"]
     # Full FT is x = 0 on the line and (1, 0) on the plane; the plug-in x = 1 and (0, 1).
     assert scores_at(line, (0.0,)) == scores_at(plane, (1.0, 0.0))
     assert scores_at(line, (1.0,)) == scores_at(plane, (0.0, 1.0))
-    for figure in ("lines.png", "uniform/line/line.png", "uniform/plane/contour.png", "uniform/plane/surface.png"):
+    for figure in ("lines.png", "uniform-keep1/line/line.png", "uniform-keep1/plane/contour.png",
+                   "uniform-keep1/plane/surface.png"):
         assert (where / figure).stat().st_size > 0
     lines.clear()
     run_experiment(config, tmp_path / "exp", log=lines.append)

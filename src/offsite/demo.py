@@ -1,8 +1,10 @@
 """The whole method on the embedded model, as one HTML report (``make demo``, ``offsite demo``).
 
-Stages: layer similarity (CKA map and clusters) -> uniform and CRaSh emulators of the same size with the
-same adapter -> each adapter fine-tuned on its emulator and plugged in -> the five rows for both strategies
--> ``report.html``. Every stage leaves its files behind, so a second run reuses them and takes seconds.
+Stages: layer similarity (CKA map and clusters) -> emulators of the same size with the same adapter, one per
+strategy of :class:`DemoSettings` (optionally distilled), each measured against the full model -> each adapter
+fine-tuned on its emulator and plugged in -> the five rows -> ``report.html``, whose reading is computed from the
+numbers and their standard errors. Every stage leaves its files behind, so a second run reuses them and takes
+seconds.
 """
 
 from __future__ import annotations
@@ -15,28 +17,48 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .emulator import LayerMap, read_manifest
+from .emulator import LayerMap
 from .emulator.create import SimilaritySource
-from .experiment import EvalSettings, Experiment, ExperimentConfig, TrainSettings, run_experiment
-from .experiment.table import GAP
+from .evaluate.fidelity import FidelityConfig
+from .experiment import (
+    DistillSettings,
+    Emulator,
+    EvalSettings,
+    Experiment,
+    ExperimentConfig,
+    TaskSummary,
+    TrainSettings,
+    reading,
+    run_experiment,
+    table_markdown,
+)
+from .experiment.cells import EMULATOR_ZS
+from .experiment.table import choice_markdown
 from .paths import claim_directory, read_json
-from .train.metrics import read_metrics
 from .report.html import image_tag, markdown_table_html, table_html, write_report
+from .train.metrics import read_metrics
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes chosen so the first run takes well under 15 minutes on a 2-core CPU (see README)."""
+    """Sizes chosen so the first run takes well under 15 minutes on a 2-core CPU (see README). ``strategies`` (as
+    on the command line, e.g. ``crash:cluster=all:fill=repeat-all:tie=higher``), ``keep`` and ``distill`` choose the
+    emulators shown; ``fidelity_limit`` validation questions (and as many samples of text) measure each against
+    the full model."""
 
     model: str = "smollm2-135m"
     task: str = "arc_easy"
+    strategies: tuple[str, ...] = ("uniform", "crash")
     keep: int = 6
+    distill: bool = False
+    distill_steps: int = 20
     adapter: tuple[int, int] = (2, 2)
     similarity_limit: int = 128
     train_limit: int = 384
     select_limit: int = 60
     eval_split: str = "test"
     eval_limit: int = 200
+    fidelity_limit: int = 60
     epochs: int = 1
     lr: float = 1e-4
     batch_size: int = 8
@@ -46,8 +68,10 @@ class DemoSettings:
         return ExperimentConfig(
             model=self.model,
             tasks=(self.task,),
-            strategies=("uniform", "crash"),
+            strategies=self.strategies,
             keep=self.keep,
+            distill=self.distill,
+            distillation=DistillSettings(steps=self.distill_steps),
             adapter=self.adapter,
             seeds=(self.seed,),
             similarity=SimilaritySource(task=self.task, split="train", limit=self.similarity_limit),
@@ -56,6 +80,8 @@ class DemoSettings:
                                 select_limit=self.select_limit, epochs=self.epochs, lr=self.lr,
                                 batch_size=self.batch_size),
             eval=EvalSettings(split=self.eval_split, limit=self.eval_limit),
+            fidelity=FidelityConfig(task=self.task, split="validation", limit=self.fidelity_limit,
+                                    text_limit=self.fidelity_limit),
         )
 
 
@@ -76,29 +102,24 @@ def _analysis(settings: DemoSettings, source: SimilaritySource, out: Path, log: 
     return read_json(similarity, "similarity file")
 
 
-def reading(rows: list[dict[str, Any]], task: str) -> str:
-    """A few plain sentences on what the table shows, computed from it."""
-    value = {(r["setting"], r["strategy"]): (r["cells"][task] or (float("nan"), None))[0] for r in rows}
-    full_zs, full_ft = value[("Full ZS", "–")], value[("Full FT", "–")]
-    best = max(("uniform", "crash"), key=lambda s: value[("Plug-in", s)])
-    other = "uniform" if best == "crash" else "crash"
-    sentences = [
-        f"The full model scores {full_zs:.1f} zero-shot and {full_ft:.1f} after fine-tuning its adapter layers "
-        "directly (the upper bound).",
-        f"Fine-tuned on its emulator and plugged back in, the {best} adapter scores {value[('Plug-in', best)]:.1f} "
-        f"against {value[('Plug-in', other)]:.1f} for {other}.",
-    ]
-    for strategy in ("uniform", "crash"):
-        gap = value[(GAP, strategy)]
-        sentences.append(
-            f"The {strategy} emulator alone reaches {value[('Emulator FT', strategy)]:.1f} after fine-tuning, "
-            f"{gap:+.1f} points from its plug-in: "
-            + ("the emulator stays clearly worse than the full model, which protects the owner."
-               if gap > 2 else "the emulator is nearly as good as the full model here, so it protects little.")
-        )
-    sentences.append("These are small runs on a 135M-parameter model with a few hundred training examples; "
-                     "differences of a few points are within the standard errors in the JSON.")
-    return " ".join(sentences)
+def fidelity_rows(summary: TaskSummary) -> list[list[Any]]:
+    """Per emulator (and the full model first): parameters, held-out perplexity and zero-shot accuracy, as measured
+    when its bundle was built (after distillation for a distilled one)."""
+    rows = []
+    for e in summary.emulators:
+        fidelity = e.fidelity or {}
+        if not rows and "full" in fidelity:
+            rows.append(["full model", "100.0", *_figures(fidelity["full"])])
+        rows.append([e.label, "–" if e.parameter_share is None else f"{e.parameter_share:.1f}",
+                     *_figures(fidelity.get("emulator", {}), fidelity.get("perplexity_ratio"))])
+    return rows
+
+
+def _figures(figures: dict[str, Any], ratio: float | None = None) -> list[str]:
+    perplexity = "–" if "perplexity" not in figures else f"{figures['perplexity']:,.1f}" + (
+        f" ({ratio:,.1f}×)" if ratio is not None else "")
+    accuracy = "–" if "acc" not in figures else f"{100 * figures['acc']:.1f}"
+    return [perplexity, accuracy]
 
 
 def run_demo(out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
@@ -117,46 +138,58 @@ def run_demo(out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
     stage(1, f"layer similarity of {settings.model} on {settings.similarity_limit} {settings.task} train questions")
     config = settings.experiment(out / "analysis" / "similarity.json")
     similarity = _analysis(settings, config.similarity, out / "analysis", log)
-    stage(2, "emulators, fine-tuning, plug-in and the five rows (uniform and crash)")
+    stage(2, f"emulators ({', '.join(config.titles)}), fine-tuning, plug-in and the five rows")
     result = run_experiment(config, out / "experiment", log=lambda line: log("   " + line))
     stage(3, "figures")
-    experiment_dir = out / "experiment"
-    experiment = Experiment(config, experiment_dir, log)
-    maps = {s: LayerMap.from_json(read_manifest(experiment.bundle_dir(s, settings.task))["layer_map"])
-            for s in config.titles}
+    experiment = Experiment(config, out / "experiment", log)
+    maps = {config.label(Emulator.of_record(record)): LayerMap.from_json(record["emulator"]["layer_map"])
+            for record in result["records"] if record["row"] == EMULATOR_ZS}
     save_layer_maps(maps, out / "layer_maps.png")
     curves = {}
-    for strategy in (*config.titles, None):
-        metrics = experiment.run_dir(config.tasks[0], settings.seed, strategy) / "metrics.jsonl"
-        curves[strategy or "full model"] = read_metrics(metrics)
+    for emulator in (*config.emulators, None):
+        run = experiment.artifacts.run_dir(settings.task, settings.seed, emulator, settings.lr)
+        curves[config.label(emulator) if emulator else "full model"] = read_metrics(run / "metrics.jsonl")
     save_training_curves(curves, out / "training_curves.png")
     stage(4, "report")
     timings.append(("end", time.perf_counter()))
-    report = write_report(out / "report.html", f"offsite demo: CRaSh vs uniform emulators of {settings.model}",
-                          _sections(settings, similarity, maps, result, out, timings))
+    title = f"offsite demo: {' vs '.join(config.titles)} emulators of {settings.model}"
+    report = write_report(out / "report.html", title,
+                          _sections(settings, config, similarity, maps, result, out, timings))
     log(f"report: {report.resolve()}")
     return report
 
 
-def _sections(settings, similarity, maps, result, out: Path, timings) -> list[tuple[str, str]]:
+def _sections(settings, config, similarity, maps, result, out: Path, timings) -> list[tuple[str, str]]:
+    summary = result["summaries"][0]
+    results_dir = result["results_dir"]
     clusters = similarity["clusters"]
     cluster_rows = [[i, f"{c[0]}–{c[-1]}" if len(c) > 1 else c[0], len(c), r]
                     for i, (c, r) in enumerate(zip(clusters, similarity["representatives"]))]
     map_rows = [[name, m.describe(), len(m.emulator_sources), len(m.kept_layers)] for name, m in maps.items()]
     durations = [[name, f"{end - start:.0f} s"] for (name, start), (_, end) in zip(timings, timings[1:])]
+    sentences = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in reading(summary))
     return [
-        ("What this shows", f"<p>{html.escape(reading(result['rows'], settings.task))}</p>"),
-        ("Results: the five rows of the protocol", markdown_table_html(result["table"])
-         + image_tag(out / "experiment" / "chart.png", "scores per strategy")),
+        ("What this shows", f"<ul>{sentences}</ul><p class='note'>Each number ± one standard error. A difference is "
+         "called resolved only when it exceeds its standard error; nothing is claimed of one that does not.</p>"),
+        ("Results: the five rows of the protocol", markdown_table_html(table_markdown(result["summaries"], config))
+         + image_tag(results_dir / "chart.png", "scores per strategy")),
+        ("Choosing an emulator", markdown_table_html(choice_markdown(summary, config))
+         + image_tag(results_dir / "emulators.png", "emulator choice")),
+        ("Fidelity: each emulator against the full model, before fine-tuning",
+         table_html(["model", "parameters (% of full)", "perplexity (× full)", "zero-shot acc (%)"],
+                    fidelity_rows(summary))
+         + f"<p class='note'>On {settings.fidelity_limit} {settings.task} validation questions and the text of "
+         f"{settings.fidelity_limit} validation samples (prompt + gold answer), as each bundle's manifest records "
+         "them (a distilled emulator: measured after distillation).</p>"),
         ("Layer similarity (linear CKA between block outputs)",
          f"<p class='note'>{similarity['num_samples']} {settings.task} train questions (prompt + gold answer), "
          f"mean pooling with the first token left out; layers numbered from 0.</p>"
          + image_tag(out / "analysis" / "cka.png", "CKA heatmap")
          + table_html(["cluster", "layers", "size", "representative"], cluster_rows)),
         ("Layer maps", image_tag(out / "layer_maps.png", "layer maps")
-         + table_html(["strategy", "position: source (* adapter, · removed)", "depth", "distinct blocks"], map_rows)),
+         + table_html(["emulator", "position: source (* adapter, · removed)", "depth", "distinct blocks"], map_rows)),
         ("Training curves", image_tag(out / "training_curves.png", "training curves")),
         ("Settings and timings", "<pre>" + html.escape(json.dumps(asdict(settings), indent=2)) + "</pre>"
          + table_html(["stage", "wall time (this run)"], durations)
-         + "<p class='note'>For the full experiment on a larger model with a GPU, see the README.</p>"),
+         + "<p class='note'>For the emulator-size study and the full experiment, see the README.</p>"),
     ]

@@ -1,17 +1,37 @@
-"""The five-row experiment (Full ZS, Full FT, Emulator ZS, Emulator FT, Plug-in) per strategy and task."""
+"""The experiment: the five rows (Full ZS, Full FT, Emulator ZS, Emulator FT, Plug-in) per task and emulator
+(strategy × size × distilled or not), over seeds, with merged plug-ins; tables, charts and a reading of the numbers."""
 
-from .config import EvalSettings, ExperimentConfig, TrainSettings, experiment_from_dict, load_experiment_config
-from .runner import Cell, Experiment, run_experiment
-from .table import summarize, table_markdown
+from .cells import Cell, Emulator
+from .config import (
+    DistillSettings,
+    EvalSettings,
+    ExperimentConfig,
+    TrainSettings,
+    experiment_from_dict,
+    load_experiment_config,
+)
+from .estimates import Estimate
+from .reading import reading, recommendation
+from .runner import Experiment, run_experiment
+from .summary import GAP, EmulatorSummary, TaskSummary, summarize
+from .table import table_markdown
 
 __all__ = [
+    "GAP",
     "Cell",
+    "DistillSettings",
+    "Emulator",
+    "EmulatorSummary",
+    "Estimate",
     "EvalSettings",
     "Experiment",
     "ExperimentConfig",
+    "TaskSummary",
     "TrainSettings",
     "experiment_from_dict",
     "load_experiment_config",
+    "reading",
+    "recommendation",
     "run_experiment",
     "summarize",
     "table_markdown",

@@ -1,14 +1,19 @@
-"""Run the five-row protocol: for each task, strategy and seed, build, fine-tune, plug in and score.
+"""Run the protocol: for each task, emulator (strategy × size × distilled or not) and seed, build, distil, fine-tune,
+plug in and score.
 
-Every cell (a bundle, a fine-tuning run, a score) is a file under the experiment directory, written when
-it is done; a stopped experiment run again with the same config skips the cells it finds.
+Two directories. The experiment directory (``--out``) holds the heavy files (:mod:`.artifacts`: bundles, runs,
+merged adapters) and the landscapes. The results directory (``results_dir``, default the experiment directory)
+holds one small JSON file per cell under ``cells/``: the scores with their standard errors, what they came from
+(the bundle's share of the full model and its fidelity, the learning rate and step chosen) and the settings they
+were measured with. A cell whose file is there is taken as it is, without loading anything; a missing one rebuilds
+the heavy files it needs. So an experiment stopped on one machine continues on another from its results directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -16,42 +21,57 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data import get_task, load_examples
 from ..emulator import load_bundle, plugged_in
-from ..emulator.create import EmulatorConfig, create_bundle
 from ..errors import OffsiteError
 from ..evaluate import evaluate_multiple_choice
+from ..evaluate.fidelity import held_out, model_figures
 from ..landscape import LandscapeConfig, compute_landscape, finished_landscape
 from ..models import load_model
 from ..paths import atomic_path, claim_directory, read_json, write_json
-from ..train import FinetuneConfig, finetune
+from ..train.loop import ADAPTER_FILE, MODEL_DIR
+from .artifacts import Artifacts
+from .cells import EMULATOR_FT, EMULATOR_ZS, FULL_FT, FULL_ZS, PLUG_IN, Cell, merged_row
 from .config import ExperimentConfig
 
 CONFIG_FILE = "config.json"
+Loaded = tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]  # a model to score, and what to record
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One score: a row of the table for one task, strategy (None for the full-model rows) and seed."""
-
-    task: str
-    row: str
-    strategy: str | None
-    seed: int | None
-
-    @property
-    def name(self) -> str:
-        parts = [self.strategy or "full", self.row.lower().replace(" ", "-").replace("full-", "")]
-        return "-".join(parts + ([f"seed{self.seed}"] if self.seed is not None else []))
+def emulator_record(manifest: dict[str, Any], figures: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What an Emulator ZS cell records of its bundle: sizes, layer map, fidelity and distillation. ``figures``
+    (the emulator's own, measured after distillation) replace the emulator's figures in the manifest's fidelity."""
+    base = manifest["base_model"]
+    fidelity = manifest.get("fidelity")
+    if figures is not None and fidelity is not None:
+        ratio = figures["perplexity"] / fidelity["full"]["perplexity"] if "perplexity" in figures else None
+        fidelity = {**fidelity, "emulator": figures, "perplexity_ratio": ratio}
+    record = {"bundle_parameters": manifest["bundle_parameters"], "full_parameters": base["num_parameters"],
+              "parameter_share": manifest["bundle_parameters"] / base["num_parameters"],
+              "adapter_parameters": manifest["adapter_parameters"], "layer_map": manifest["layer_map"],
+              "fidelity": fidelity}
+    distillation = manifest.get("distillation")
+    if distillation is not None:
+        record["distillation"] = {key: distillation[key] for key in (
+            "steps", "selected_step", "held_out_perplexity", "held_out_hidden_loss", "seconds_per_step", "corpus")}
+    return record
 
 
 class Experiment:
-    """The files of one experiment directory, and how each missing one is made."""
+    """The cells of one experiment, where their files are, and how each missing one is measured."""
 
     def __init__(self, config: ExperimentConfig, out: str | os.PathLike, log: Callable[[str], None] = print):
         self.config = config
         self.out = Path(out)
+        self.results = Path(config.results_dir) if config.results_dir else self.out
         self.log = log
         self._base: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None
         self._check_directory()
+        claim_directory(self.results)
+        self.artifacts = Artifacts(config, self.out, self.base, log)
+        self._rows: dict[str, Callable[[Cell], contextlib.AbstractContextManager[Loaded]]] = {
+            FULL_ZS: self._full_zero_shot, FULL_FT: self._full_fine_tuned, EMULATOR_ZS: self._emulator_zero_shot,
+            EMULATOR_FT: self._emulator_fine_tuned, PLUG_IN: self._plug_in,
+            **{merged_row(method): functools.partial(self._merged_plug_in, method) for method in config.merge},
+        }
 
     def _check_directory(self) -> None:
         claim_directory(self.out)
@@ -67,86 +87,95 @@ class Experiment:
             self._base = load_model(self.config.model)
         return self._base
 
-    def bundle_dir(self, strategy: str, task: str) -> Path:
-        """The bundle of ``strategy`` (a title, see :attr:`ExperimentConfig.titles`) for ``task``: one per strategy,
-        or one per strategy and task where each task has its own similarity."""
-        slug = self.config.spec(strategy).slug
-        return self.out / "bundles" / get_task(task).name / slug if self.config.similarity_per_task else \
-            self.out / "bundles" / slug
+    def cell_file(self, cell: Cell) -> Path:
+        name = self.config.emulator_name(cell.emulator) if cell.emulator else None
+        return self.results / "cells" / get_task(cell.task).name / f"{cell.file_name(name)}.json"
 
-    def run_dir(self, task: str, seed: int, strategy: str | None) -> Path:
-        name = self.config.spec(strategy).slug if strategy else "full"
-        return self.out / "runs" / get_task(task).name / f"seed{seed}" / name
+    def cells(self) -> list[Cell]:
+        """Every cell, in the order they are measured."""
+        config, cells = self.config, []
+        for task in config.tasks:
+            cells.append(Cell(task, FULL_ZS))
+            cells += [Cell(task, FULL_FT, None, seed) for seed in config.seeds]
+            for emulator in config.emulators:
+                cells.append(Cell(task, EMULATOR_ZS, emulator))
+                for seed in config.seeds:
+                    cells += [Cell(task, EMULATOR_FT, emulator, seed), Cell(task, PLUG_IN, emulator, seed)]
+                cells += [Cell(task, merged_row(method), emulator) for method in config.merge]
+        return cells
 
-    def score_file(self, cell: Cell) -> Path:
-        return self.out / "scores" / get_task(cell.task).name / f"{cell.name}.json"
-
-    def ensure_bundle(self, strategy: str, task: str) -> Path:
-        path = self.bundle_dir(strategy, task)
-        if not (path / "manifest.json").is_file():
-            self.log(f"== emulator: {strategy} (keep {self.config.keep})")
-            model, tokenizer = self.base()
-            emulator = EmulatorConfig(self.config.spec(strategy), self.config.keep, self.config.default_adapter,
-                                      self.config.similarity_for(task))
-            layer_map, _ = create_bundle(model, tokenizer, emulator, path, self.config.model,
-                                         self.config.similarity_file)
-            self.log(f"   layer map: {layer_map.describe()}")
-        return path
-
-    def ensure_run(self, task: str, seed: int, strategy: str | None) -> Path:
-        """Fine-tune the adapter of ``strategy`` on its emulator (None: on the full model) unless already done."""
-        out = self.run_dir(task, seed, strategy)
-        train = self.config.train
-        if strategy is None:
-            layers = {"all_weights": True} if self.config.full_ft == "all" else {
-                "bundle": str(self.ensure_bundle(self.config.titles[0], task))
-            }
-            source = {"source": self.config.model, "full": True, **layers}
-        else:
-            source = {"source": str(self.ensure_bundle(strategy, task))}
-        settings = FinetuneConfig(
-            task=task, out=str(out), train_split=train.split, eval_split=train.select_split, limit=train.limit,
-            eval_limit=train.select_limit, epochs=train.epochs, lr=train.lr, batch_size=train.batch_size,
-            warmup=train.warmup, eval_every=train.eval_every, seed=seed, select=self.config.metric, **source,
-        )
-        # The directory's config.json already pins these settings, so a finished run is taken as it is.
-        if not (out / "manifest.json").is_file():
-            self.log(f"== fine-tune: {strategy or 'full model'} on {task} (seed {seed})")
-            finetune(settings)
-        return out
+    def result(self, cell: Cell) -> dict[str, Any]:
+        """The record of ``cell``: read from its file, or measured and written. A file measured with other
+        settings is refused, never overwritten."""
+        path, identity = self.cell_file(cell), self.config.cell_identity(cell)
+        if path.is_file():
+            record = read_json(path, "experiment cell")
+            if not isinstance(record, dict) or record.get("identity") != identity:
+                raise OffsiteError(f"{path} was measured with other settings than this config's; move it away or "
+                                   "set another results_dir")
+            return record
+        with self._rows[cell.row](cell) as (model, tokenizer, details):
+            what = f" ({self.config.label(cell.emulator)})" if cell.emulator else ""
+            self.log(f"== score: {cell.row}{what} on {cell.task}{f' seed {cell.seed}' if cell.seed is not None else ''}")
+            scores = evaluate_multiple_choice(model, tokenizer, self.examples(cell.task),
+                                              batch_size=self.config.eval.batch_size).to_dict()
+        record = {**cell.key(), "scores": scores, **details, "identity": identity}
+        write_json(path, record)
+        return record
 
     def examples(self, task: str):
         return load_examples(task, self.config.eval.split, self.config.eval.limit)
 
-    def score(self, cell: Cell) -> dict[str, Any]:
-        path = self.score_file(cell)
-        if path.is_file():
-            return read_json(path, "score")
-        with self._model_for(cell) as (model, tokenizer):
-            self.log(f"== score: {cell.row}{f' ({cell.strategy})' if cell.strategy else ''} on {cell.task}"
-                     f"{f' seed {cell.seed}' if cell.seed is not None else ''}")
-            scores = evaluate_multiple_choice(model, tokenizer, self.examples(cell.task),
-                                              batch_size=self.config.eval.batch_size).to_dict()
-        write_json(path, scores)
-        return scores
+    @contextlib.contextmanager
+    def _plugged(self, run: Path, details: dict[str, Any]) -> Iterator[Loaded]:
+        model, tokenizer = self.base()
+        # Plug in place; the base model's own weights come back for the next cell.
+        with plugged_in(model, run):
+            yield model, tokenizer, details
 
     @contextlib.contextmanager
-    def _model_for(self, cell: Cell) -> Iterator[tuple[PreTrainedModel, PreTrainedTokenizerBase]]:
-        if cell.row == "Full ZS":
-            yield self.base()
-        elif cell.row in ("Emulator ZS", "Emulator FT"):
-            bundle = self.ensure_bundle(cell.strategy, cell.task)
-            run = self.ensure_run(cell.task, cell.seed, cell.strategy) if cell.row == "Emulator FT" else None
-            loaded = load_bundle(bundle, adapter=run / "adapter.safetensors" if run else None)
-            yield loaded.model, loaded.tokenizer
-        elif cell.row == "Full FT" and self.config.full_ft == "all":
-            yield load_model(str(self.ensure_run(cell.task, cell.seed, None) / "model"))
+    def _full_zero_shot(self, cell: Cell) -> Iterator[Loaded]:
+        yield (*self.base(), {})
+
+    @contextlib.contextmanager
+    def _full_fine_tuned(self, cell: Cell) -> Iterator[Loaded]:
+        run, training = self.artifacts.ensure_run(cell.task, cell.seed, None)
+        if self.config.full_ft == "all":
+            yield (*load_model(os.fspath(run / MODEL_DIR)), {"training": training})
         else:
-            run = self.ensure_run(cell.task, cell.seed, cell.strategy)
-            model, tokenizer = self.base()
-            # Plug in place; the base model's own weights come back for the next cell.
-            with plugged_in(model, run):
-                yield model, tokenizer
+            with self._plugged(run, {"training": training}) as loaded:
+                yield loaded
+
+    @contextlib.contextmanager
+    def _emulator_zero_shot(self, cell: Cell) -> Iterator[Loaded]:
+        bundle = load_bundle(self.artifacts.ensure_bundle(cell.emulator, cell.task))
+        figures = None
+        if cell.emulator.distilled:  # the manifest's fidelity is the emulator's before distillation
+            figures = model_figures(bundle.model, bundle.tokenizer, held_out(self.config.fidelity),
+                                    self.config.fidelity.batch_size)
+        yield bundle.model, bundle.tokenizer, {"emulator": emulator_record(bundle.manifest, figures)}
+
+    @contextlib.contextmanager
+    def _emulator_fine_tuned(self, cell: Cell) -> Iterator[Loaded]:
+        run, training = self.artifacts.ensure_run(cell.task, cell.seed, cell.emulator)
+        bundle = load_bundle(self.artifacts.ensure_bundle(cell.emulator, cell.task), adapter=run / ADAPTER_FILE)
+        yield bundle.model, bundle.tokenizer, {"training": training}
+
+    @contextlib.contextmanager
+    def _plug_in(self, cell: Cell) -> Iterator[Loaded]:
+        run, training = self.artifacts.ensure_run(cell.task, cell.seed, cell.emulator)
+        with self._plugged(run, {"training": training}) as loaded:
+            yield loaded
+
+    @contextlib.contextmanager
+    def _merged_plug_in(self, method: str, cell: Cell) -> Iterator[Loaded]:
+        run, merge = self.artifacts.ensure_merged(cell.task, cell.emulator, method)
+        with self._plugged(run, merge) as loaded:
+            yield loaded
+
+    def run(self) -> list[dict[str, Any]]:
+        """Every cell's record, measuring the missing ones."""
+        return [self.result(cell) for cell in self.cells()]
 
     def landscape_dir(self, task: str, seed: int) -> Path:
         return self.out / "landscapes" / get_task(task).name / f"seed{seed}"
@@ -161,65 +190,51 @@ class Experiment:
         return record
 
     def landscapes(self) -> None:
-        """The landscapes the config asks for, per task, seed and strategy (see :class:`LandscapeSettings`), and per
-        task and seed ``lines.png``: every strategy's line from Full FT to its plug-in in one figure."""
+        """The landscapes the config asks for, per task, seed and emulator (see :class:`LandscapeSettings`), and per
+        task and seed ``lines.png``: every emulator's line from Full FT to its plug-in in one figure."""
         from ..report.landscape_plots import save_line_plot
 
-        for task in self.config.tasks:
-            for seed in self.config.seeds:
-                full = str(self.ensure_run(task, seed, None))
+        config = self.config
+        for task in config.tasks:
+            for seed in config.seeds:
+                full = str(self.artifacts.ensure_run(task, seed, None)[0])
                 lines = {}
-                for strategy in self.config.titles:
-                    run = str(self.ensure_run(task, seed, strategy))
-                    configs = self.config.landscape.landscapes(self.config.model, task, full, run, strategy,
-                                                               self.config.eval.batch_size)
-                    records = {kind: self.ensure_landscape(config, self.landscape_dir(task, seed) / self.config.spec(strategy).slug / kind)
-                               for kind, config in configs.items()}
+                for emulator in config.emulators:
+                    run = str(self.artifacts.ensure_run(task, seed, emulator)[0])
+                    label = config.label(emulator)
+                    where = self.landscape_dir(task, seed) / config.emulator_name(emulator)
+                    kinds = config.landscape.landscapes(config.model, task, full, run, label, config.eval.batch_size)
+                    records = {kind: self.ensure_landscape(c, where / kind) for kind, c in kinds.items()}
                     if "line" in records:
-                        lines[f"Full FT → {strategy} plug-in"] = records["line"]
+                        lines[f"Full FT → {label} plug-in"] = records["line"]
                 if lines:
                     save_line_plot(lines, self.landscape_dir(task, seed) / "lines.png")
 
-    def cells(self) -> list[Cell]:
-        cells = []
-        for task in self.config.tasks:
-            cells.append(Cell(task, "Full ZS", None, None))
-            cells += [Cell(task, "Full FT", None, seed) for seed in self.config.seeds]
-            for strategy in self.config.titles:
-                cells.append(Cell(task, "Emulator ZS", strategy, None))
-                for seed in self.config.seeds:
-                    cells += [Cell(task, "Emulator FT", strategy, seed), Cell(task, "Plug-in", strategy, seed)]
-        return cells
-
-    def run(self) -> list[dict[str, Any]]:
-        """Every cell's scores, computing the missing ones; one record per cell."""
-        records = []
-        for cell in self.cells():
-            scores = self.score(cell)
-            records.append({"task": cell.task, "row": cell.row, "strategy": cell.strategy, "seed": cell.seed,
-                            **scores})
-        return records
-
 
 def run_experiment(config: ExperimentConfig, out: str | os.PathLike, log: Callable[[str], None] = print) -> dict:
-    """Run (or continue) the experiment and write ``results.json``, ``table.md`` and ``chart.png`` into ``out``, and
-    ``landscapes/`` when the config asks for them."""
-    from ..report.experiment_plots import save_protocol_chart
-    from .table import summarize, table_markdown
+    """Run (or continue) the experiment. Into its results directory: ``table.md`` (Table 1, the emulator-choice
+    table per task and the reading), ``results.json``, ``chart.png`` (the protocol's rows) and ``emulators.png``
+    (what a model owner reads to choose an emulator); ``landscapes/`` under ``out`` when the config asks."""
+    from ..report.experiment_plots import save_emulator_choice_chart, save_protocol_chart
+    from .reading import reading
+    from .summary import summarize
+    from .table import choice_markdown, table_markdown
 
     experiment = Experiment(config, out, log)
     records = experiment.run()
-    rows = summarize(records, config)
-    out = Path(out)
-    table = table_markdown(rows, config)
-    with atomic_path(out / "table.md") as tmp:
+    summaries = summarize(records, config)
+    sections = [table_markdown(summaries, config)]
+    for summary in summaries:
+        sections.append(f"## {get_task(summary.task).name}: choosing an emulator\n\n{choice_markdown(summary, config)}")
+        sections.append("\n\n".join(reading(summary)) + "\n")
+    table = "\n".join(sections)
+    results = experiment.results
+    with atomic_path(results / "table.md") as tmp:
         tmp.write_text(table, encoding="utf-8")
-    results = {"config": config.to_json(), "cells": records, "table": [
-        {**r, "cells": {t: None if c is None else {"mean": c[0], "std": c[1]} for t, c in r["cells"].items()}}
-        for r in rows
-    ]}
-    write_json(out / "results.json", results)
-    save_protocol_chart(rows, config.tasks, config.titles, config.metric, out / "chart.png")
+    plain = [summary.to_json() for summary in summaries]
+    write_json(results / "results.json", {"config": config.to_json(), "cells": records, "summary": plain})
+    save_protocol_chart(plain, results / "chart.png")
+    save_emulator_choice_chart(plain, results / "emulators.png")
     if config.landscape is not None:
         experiment.landscapes()
-    return {"table": table, "rows": rows, "records": records}
+    return {"table": table, "summaries": summaries, "records": records, "results_dir": results}

@@ -1,74 +1,97 @@
-"""The experiment's results as the paper's Table 1: rows of the protocol per strategy, tasks as columns."""
+"""The experiment's results as tables: the paper's Table 1 (rows of the protocol per emulator, tasks as columns) and
+the emulator-choice table (per task and emulator: size, fidelity, scores, share of the Full-FT gain, privacy gap)."""
 
 from __future__ import annotations
 
 import statistics
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..data import get_task
+from .cells import EMULATOR_FT, EMULATOR_ZS, FULL_FT, FULL_ZS, PLUG_IN, Emulator, merged_row
 from .config import ExperimentConfig
-
-GAP = "Privacy gap (Plug-in − Emulator FT)"
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+from .estimates import format_estimate
+from .summary import GAP, TaskSummary
 
 
-def summarize(records: Sequence[dict[str, Any]], config: ExperimentConfig) -> list[dict[str, Any]]:
-    """One row per (setting, strategy): the metric in percent per task (mean over seeds, with std) and average."""
-    metric = config.metric
-    groups: list[tuple[str, str | None]] = [("Full ZS", None), ("Full FT", None)]
-    for strategy in config.titles:
-        groups += [("Emulator ZS", strategy), ("Emulator FT", strategy), ("Plug-in", strategy), (GAP, strategy)]
-
-    def per_seed(row: str, strategy: str | None, task: str) -> list[float]:
-        return [100 * r[metric] for r in records if r["row"] == row and r["strategy"] == strategy and r["task"] == task]
-
-    rows = []
-    for row, strategy in groups:
-        cells = {}
-        for task in config.tasks:
-            if row == GAP:
-                values = [p - e for p, e in zip(per_seed("Plug-in", strategy, task), per_seed("Emulator FT", strategy, task))]
-            else:
-                values = per_seed(row, strategy, task)
-            cells[task] = _mean_std(values) if values else None
-        present = [c[0] for c in cells.values() if c is not None]
-        rows.append({"setting": row, "strategy": strategy or "–", "cells": cells,
-                     "average": statistics.fmean(present) if len(present) == len(cells) else None})
+def _rows(config: ExperimentConfig) -> list[tuple[str, Emulator | None]]:
+    rows: list[tuple[str, Emulator | None]] = [(FULL_ZS, None), (FULL_FT, None)]
+    for emulator in config.emulators:
+        rows += [(EMULATOR_ZS, emulator), (EMULATOR_FT, emulator), (PLUG_IN, emulator)]
+        rows += [(merged_row(method), emulator) for method in config.merge]
+        rows.append((GAP, emulator))
     return rows
 
 
-def _format(cell: tuple[float, float | None] | None, signed: bool) -> str:
-    if cell is None:
-        return "–"
-    mean, std = cell
-    text = f"{mean:+.1f}" if signed else f"{mean:.1f}"
-    return text + (f" ± {std:.1f}" if std is not None else "")
-
-
-def table_markdown(rows: Sequence[dict[str, Any]], config: ExperimentConfig) -> str:
-    """A Markdown table with the settings stated above it."""
-    header = ["Setting", "Strategy", *(get_task(t).name for t in config.tasks), "Avg"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        signed = row["setting"] == GAP
-        cells = [_format(row["cells"][t], signed) for t in config.tasks]
-        average = "–" if row["average"] is None else (f"{row['average']:+.1f}" if signed else f"{row['average']:.1f}")
-        lines.append("| " + " | ".join([row["setting"], row["strategy"], *cells, average]) + " |")
+def _settings_notes(config: ExperimentConfig) -> list[str]:
     train, evaluation = config.train, config.eval
     adapter = config.default_adapter.describe()
     own = [f"{spec.title}: {spec.adapter.describe()}" for spec in config.strategies if spec.adapter is not None]
     adapter += f" ({'; '.join(own)})" if own else ""
+    lrs = ", ".join(f"{lr:g}" for lr in train.lrs)
     notes = [
         f"{config.metric} (%) on {evaluation.split} split ({evaluation.limit or 'all'} examples per task), "
-        f"model {config.model}, seeds {list(config.seeds)} (mean ± std where several).",
-        f"Adapter: {adapter}; emulators keep {config.keep} further blocks. "
+        f"model {config.model}, seeds {list(config.seeds)}; ± one standard error (the seeds' standard error of the "
+        "mean and the test questions' binomial standard error combined; binomial only with one seed).",
+        f"Adapter: {adapter}; emulators keep {', '.join(map(str, config.keep))} further blocks. "
         f"Full FT trains {'the same adapter layers' if config.full_ft == 'adapter' else 'every weight'} "
         "on the full model.",
-        f"Fine-tuning: {train.limit or 'all'} {train.split} examples, {train.epochs} epoch(s), lr {train.lr}, "
-        f"batch {train.batch_size}; best adapter chosen on {train.select_limit or 'all'} {train.select_split} "
-        "examples by the emulator's own score.",
+        f"Fine-tuning: {train.limit or 'all'} {train.split} examples, {train.epochs} epoch(s), "
+        f"lr {lrs}{' (the best on validation kept)' if len(train.lrs) > 1 else ''}, batch {train.batch_size}; "
+        f"the best step chosen on {train.select_limit or 'all'} {train.select_split} examples by the emulator's own "
+        f"{config.metric}" + (f", every {train.eval_every} steps." if train.eval_every else ", after each epoch."),
     ]
+    if True in config.distill:
+        d = config.distillation
+        notes.append(f"Distilled emulators: {d.steps} steps of {d.batch_size} blocks of {d.block_size} tokens of "
+                     f"{', '.join(d.corpus)} (lr {d.lr:g}, the step with the lowest held-out perplexity kept).")
+    if config.merge:
+        notes.append(f"Merged plug-ins: the adapters of all {len(config.seeds)} seeds merged by "
+                     f"{' and '.join(config.merge)} (offsite merge).")
+    return notes
+
+
+def table_markdown(summaries: Sequence[TaskSummary], config: ExperimentConfig) -> str:
+    """Table 1 as Markdown, with the settings stated below it."""
+    header = ["Setting", "Emulator", *(get_task(s.task).name for s in summaries), "Avg"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for setting, emulator in _rows(config):
+        signed = setting == GAP
+        estimates = [s.row(setting, emulator) for s in summaries]
+        present = [e.mean for e in estimates if e is not None]
+        average = statistics.fmean(present) if present and len(present) == len(estimates) else None
+        cells = [format_estimate(e, signed) for e in estimates]
+        cells.append("–" if average is None else f"{average:+.1f}" if signed else f"{average:.1f}")
+        lines.append("| " + " | ".join([setting, config.label(emulator) if emulator else "–", *cells]) + " |")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in _settings_notes(config)) + "\n"
+
+
+def _fidelity_text(fidelity: dict | None) -> str:
+    if not fidelity or fidelity.get("perplexity_ratio") is None:
+        return "–"
+    return f"{fidelity['emulator']['perplexity']:,.1f} ({fidelity['perplexity_ratio']:,.1f}×)"
+
+
+def choice_markdown(summary: TaskSummary, config: ExperimentConfig) -> str:
+    """Per emulator of one task: what a model owner weighs to choose one."""
+    header = ["Emulator", "Parameters (% of full)", "Perplexity (× full)", "Emulator ZS", "Emulator FT", "Plug-in",
+              "Share of Full-FT gain (%)", "Privacy gap", *(f"{m} merge: share of gain (%)" for m in config.merge)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for e in summary.emulators:
+        share = "–" if e.parameter_share is None else f"{e.parameter_share:.1f}"
+        cells = [e.label, share, _fidelity_text(e.fidelity), format_estimate(e.zero_shot), format_estimate(e.fine_tuned),
+                 format_estimate(e.plug_in), format_estimate(e.gain_share), format_estimate(e.gap, signed=True),
+                 *(format_estimate(e.merged_gain_share.get(m)) for m in config.merge)]
+        lines.append("| " + " | ".join(cells) + " |")
+    fidelity = next((e.fidelity for e in summary.emulators if e.fidelity), None)
+    full = (f"full model perplexity {fidelity['full']['perplexity']:,.1f} on {_held_out_text(fidelity['held_out'])}"
+            if fidelity and "perplexity" in fidelity.get("full", {}) else "")
+    notes = [f"{get_task(summary.task).name}: Full ZS {format_estimate(summary.full_zero_shot)}, Full FT "
+             f"{format_estimate(summary.full_fine_tuned)}, gain {format_estimate(summary.gain, signed=True)} points."]
+    notes += [full] if full else []
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def _held_out_text(held_out: dict) -> str:
+    if "text_file" in held_out:
+        return f"the first {held_out['text_chars']:,} characters of {held_out['text_file']}"
+    return held_out.get("text", "held-out text")

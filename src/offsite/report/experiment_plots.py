@@ -1,42 +1,99 @@
-"""Figures of the five-row experiment: the protocol's scores per strategy, and training curves."""
+"""Figures of an experiment: the protocol's scores per emulator, the chart for choosing an emulator, and training
+curves."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from .figures import save_figure
 
-EMULATOR_ROWS = ("Emulator ZS", "Emulator FT", "Plug-in")
+# The emulator's rows of the protocol, and their keys in a summary's JSON form.
+EMULATOR_ROWS = {"Emulator ZS": "zero_shot", "Emulator FT": "fine_tuned", "Plug-in": "plug_in"}
 COLOURS = {"Emulator ZS": "#9ecae1", "Emulator FT": "#3182bd", "Plug-in": "#e6550d"}
+Summary = dict[str, Any]  # a task's summary as offsite.experiment.summary.TaskSummary.to_json() writes it
 
 
-def save_protocol_chart(rows: Sequence[dict[str, Any]], tasks: Sequence[str], strategies: Sequence[str],
-                        metric: str, path: str | os.PathLike) -> None:
-    """One panel per task: for each strategy, bars for Emulator ZS, Emulator FT and Plug-in; the full model's
-    zero-shot and fine-tuned scores as horizontal lines."""
-    figure = Figure(figsize=(3.2 + 2.2 * len(strategies) * len(tasks), 3.6))
-    axes = figure.subplots(1, len(tasks), squeeze=False)[0]
-    lookup = {(r["setting"], r["strategy"]): r["cells"] for r in rows}
+def _values(estimates: Sequence[dict[str, Any] | None]) -> tuple[list[float], list[float]]:
+    """Means and standard errors (NaN and 0 where missing), for bars and error bars."""
+    means = [np.nan if e is None else e["mean"] for e in estimates]
+    errors = [0.0 if e is None or e["se"] is None else e["se"] for e in estimates]
+    return means, errors
+
+
+def _full_model_lines(ax: Any, summary: Summary) -> None:
+    for key, name, style in (("full_zero_shot", "Full ZS", ":"), ("full_fine_tuned", "Full FT", "--")):
+        if summary[key] is not None:
+            mean = summary[key]["mean"]
+            ax.axhline(mean, color="black", linestyle=style, linewidth=1, label=f"{name} {mean:.1f}")
+
+
+def save_protocol_chart(summaries: Sequence[Summary], path: str | os.PathLike) -> None:
+    """One panel per task: for each emulator, bars for Emulator ZS, Emulator FT and Plug-in with their standard
+    errors; the full model's zero-shot and fine-tuned scores as horizontal lines."""
+    count = max(len(s["emulators"]) for s in summaries)
+    figure = Figure(figsize=(3.2 + 1.3 * count * len(summaries), 4.0))
+    axes = figure.subplots(1, len(summaries), squeeze=False)[0]
     width = 0.8 / len(EMULATOR_ROWS)
-    for ax, task in zip(axes, tasks):
-        x = np.arange(len(strategies))
-        for i, row in enumerate(EMULATOR_ROWS):
-            values = [(lookup[(row, s)][task] or (np.nan, None))[0] for s in strategies]
-            bars = ax.bar(x + (i - 1) * width, values, width, label=row, color=COLOURS[row])
-            ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
-        for row, style in (("Full ZS", ":"), ("Full FT", "--")):
-            cell = lookup[(row, "–")][task]
-            if cell is not None:
-                ax.axhline(cell[0], color="black", linestyle=style, linewidth=1, label=f"{row} {cell[0]:.1f}")
-        ax.set_xticks(x, strategies)
-        ax.set_title(Path(task).stem)
-        ax.set_ylabel(f"{metric} (%)")
+    for ax, summary in zip(axes, summaries):
+        emulators = summary["emulators"]
+        x = np.arange(len(emulators))
+        for i, (row, key) in enumerate(EMULATOR_ROWS.items()):
+            means, errors = _values([e[key] for e in emulators])
+            bars = ax.bar(x + (i - 1) * width, means, width, yerr=errors, capsize=2, label=row, color=COLOURS[row])
+            ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
+        _full_model_lines(ax, summary)
+        ax.set_xticks(x, [e["label"] for e in emulators], rotation=30, ha="right", fontsize=7)
+        ax.set_title(Path(summary["task"]).stem)
+        ax.set_ylabel(f"{summary['metric']} (%)")
         ax.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def _strategy_lines(ax: Any, emulators: Sequence[dict[str, Any]], key: str) -> None:
+    """One line per strategy and distillation (colour: strategy; dashed: distilled) through its sizes: x the
+    bundle's share of the full model's parameters, y the estimate ``key`` with its standard error as error bars."""
+    strategies = list(dict.fromkeys(e["strategy"] for e in emulators))
+    for colour, strategy in enumerate(strategies):
+        for distilled in (False, True):
+            points = sorted((e for e in emulators if e["strategy"] == strategy and e["distilled"] == distilled
+                             and e["parameter_share"] is not None and e[key] is not None),
+                            key=lambda e: e["parameter_share"])
+            if points:
+                means, errors = _values([e[key] for e in points])
+                ax.errorbar([e["parameter_share"] for e in points], means, yerr=errors, color=f"C{colour}",
+                            linestyle="--" if distilled else "-", marker="s" if distilled else "o", capsize=3,
+                            label=strategy + (" (distilled)" if distilled else ""))
+
+
+def save_emulator_choice_chart(summaries: Sequence[Summary], path: str | os.PathLike) -> None:
+    """What a model owner reads to choose an emulator, one row of two panels per task, against the bundle's share of
+    the full model's parameters: (a) the emulator's zero-shot score, (b) the plug-in's share of the Full-FT gain,
+    (Plug-in − Full ZS) / (Full FT − Full ZS). Error bars: one standard error (see offsite.experiment.estimates)."""
+    figure = Figure(figsize=(11, 4.0 * len(summaries)))
+    axes = figure.subplots(len(summaries), 2, squeeze=False)
+    for (score_ax, gain_ax), summary in zip(axes, summaries):
+        task = Path(summary["task"]).stem
+        _strategy_lines(score_ax, summary["emulators"], "zero_shot")
+        _full_model_lines(score_ax, summary)
+        score_ax.set(xlabel="bundle parameters (% of the full model)", ylabel=f"{summary['metric']} (%)",
+                     title=f"(a) {task}: the emulator alone, zero-shot")
+        _strategy_lines(gain_ax, summary["emulators"], "gain_share")
+        for level, style in ((0, ":"), (50, "-."), (100, "--")):
+            gain_ax.axhline(level, color="grey", linestyle=style, linewidth=0.8)
+        gain = summary["gain"]
+        stated = "" if gain is None else f" (Full FT − Full ZS: {gain['mean']:+.1f}" + (
+            f" ± {gain['se']:.1f})" if gain["se"] is not None else ")")
+        gain_ax.set(xlabel="bundle parameters (% of the full model)", ylabel="share of the Full-FT gain (%)",
+                    title=f"(b) {task}: the plug-in's share of the Full-FT gain{stated}")
+        for ax in (score_ax, gain_ax):
+            if ax.get_legend_handles_labels()[0]:  # no line where no share of a gain could be computed
+                ax.legend(fontsize=7)
     figure.tight_layout()
     save_figure(figure, path)
 
