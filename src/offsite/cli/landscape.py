@@ -18,9 +18,9 @@ points (--points): {BASE_POINT!r} (BASE itself, θ_init), a model directory (a p
   Every parameter that differs between the points is interpolated, in place on one copy of BASE.
 
 the paper's Figure 6 (CRaSh, all parameters of whole models):
-  offsite landscape MODEL --points RUNS/full,RUNS/crash --out DIR                      the 1-D curve
+  offsite landscape MODEL --points RUNS/full,RUNS/crash --grid 25 --range 0,1 --out DIR  the 1-D curve
   offsite landscape MODEL --points base,RUNS/full,RUNS/crash --grid 50 --range=-4,4 --labels "Init,Full FT,CRaSh"
-                                                                                       the 2-D surface (a GPU job)
+                                                                                        the 2-D surface (a GPU job)
 
 DIR gets {LANDSCAPE_FILE} (every grid point's loss and accuracy, the points, the settings and the tensors that
   differ), written after each grid point, and line.png or contour.png and surface.png once the grid is done.
