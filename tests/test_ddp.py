@@ -67,5 +67,6 @@ def test_two_process_run_ends_with_one_adapter_shared_by_both(tmp_path):
     original, _ = load_adapter(bundle / "adapter.safetensors")
     assert any(not torch.equal(adapter[k], original[k]) for k in adapter)
     assert sorted(p.name for p in run.iterdir()) == [
-        "adapter.safetensors", "manifest.json", "metrics.jsonl", "process0.safetensors", "process1.safetensors"
-    ]
+        ".offsite.json", "adapter.safetensors", "manifest.json", "metrics.jsonl", "process0.safetensors",
+        "process1.safetensors",
+    ]  # .offsite.json: the record of what offsite wrote here (offsite.paths)
