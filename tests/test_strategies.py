@@ -11,7 +11,7 @@ import pytest
 from offsite import OffsiteError
 from offsite.emulator import build_emulator, build_layer_map
 from offsite.emulator.strategies import AdapterSpec, SimilaritySource, StrategyInputs, StrategySpec, plan_layer_map
-from offsite.models.tiny import tiny_model, tiny_tokenizer
+from offsite.models.tiny import tiny_model
 from offsite.similarity.importance import LayerImportance
 from offsite.similarity.language_loss import mean_token_nll, token_batches
 
@@ -143,8 +143,3 @@ def test_spec_from_a_string_and_from_a_mapping_agree():
 def test_bad_specs_are_one_clear_error(value, message):
     with pytest.raises(OffsiteError, match=message):
         StrategySpec.from_config(value)
-
-
-@pytest.fixture
-def tokenizer():
-    return tiny_tokenizer()
