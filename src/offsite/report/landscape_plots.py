@@ -14,6 +14,7 @@ from .figures import save_figure
 
 METRIC_LABELS = {"loss": "loss (answer tokens)", "acc": "accuracy"}
 POINT_COLOURS = ("black", "#d62728", "#1f77b4")
+LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.75}
 
 
 def _scores(record: dict[str, Any]) -> dict[tuple[float, ...], dict[str, float]]:
@@ -30,20 +31,23 @@ def _metrics(record: dict[str, Any]) -> list[str]:
 
 def save_line_plot(curves: dict[str, dict[str, Any]], path: str | os.PathLike) -> None:
     """Loss (and accuracy, for multiple-choice data) along each line landscape in ``curves`` (name -> record),
-    with each line's given points marked at x = 0 and x = 1."""
+    with each line's given points marked at x = 0 and x = 1 (a point the lines share is labelled once)."""
     metrics = _metrics(next(iter(curves.values())))
     figure = Figure(figsize=(4.6 * len(metrics), 3.6))
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
-    for index, (name, record) in enumerate(curves.items()):
+    labelled: set[tuple[str, str]] = set()
+    for name, record in curves.items():
         scores = _scores(record)
         xs = sorted(c[0] for c in scores)
         for ax, metric in zip(axes, metrics):
             line, = ax.plot(xs, [scores[(x,)][metric] for x in xs], marker=".", label=name)
             for point in record["points"]:
-                value = scores[tuple(point["coordinates"])][metric]
-                ax.plot(point["coordinates"][0], value, "o", color=line.get_color(), markersize=7)
-                ax.annotate(_point_label(point), (point["coordinates"][0], value), textcoords="offset points",
-                            xytext=(4, 6 + 10 * index), fontsize=7)
+                x, value = point["coordinates"][0], scores[tuple(point["coordinates"])][metric]
+                ax.plot(x, value, "o", color=line.get_color(), markersize=7)
+                if (metric, _point_label(point)) not in labelled:
+                    labelled.add((metric, _point_label(point)))
+                    ax.annotate(_point_label(point), (x, value), textcoords="offset points", xytext=(4, 6),
+                                fontsize=7, color=line.get_color(), bbox=LABEL_BOX)
     for ax, metric in zip(axes, metrics):
         ax.axvspan(0, 1, color="0.93", zorder=0)
         ax.set(xlabel="x   (θ = θ0 + x·(θ1 − θ0))", ylabel=METRIC_LABELS[metric])
@@ -61,43 +65,50 @@ def _grid(record: dict[str, Any], metric: str) -> tuple[np.ndarray, np.ndarray, 
     return a, b, values
 
 
+def _axis_labels(record: dict[str, Any]) -> tuple[str, str]:
+    first, second = (point["label"] for point in record["points"][1:])
+    return f"a  (towards {first})", f"b  (towards {second})"
+
+
 def _mark_points(ax, record: dict[str, Any]) -> None:
     """Each given point on a contour, labelled with its coordinates."""
     for point, colour in zip(record["points"], POINT_COLOURS):
         a, b = point["coordinates"]
         ax.plot(a, b, "o", color=colour, markeredgecolor="white", markersize=8)
         ax.annotate(_point_label(point), (a, b), textcoords="offset points", xytext=(6, 6), fontsize=8,
-                    color=colour, fontweight="bold")
+                    color=colour, fontweight="bold", bbox=LABEL_BOX)
 
 
 def _mark_points_3d(ax, record: dict[str, Any]) -> None:
-    """Each given point on a surface, at its loss, labelled with its coordinates."""
+    """Each given point on a surface, at its loss, labelled with its coordinates and loss."""
     scores = _scores(record)
     for point, colour in zip(record["points"], POINT_COLOURS):
         a, b = point["coordinates"]
         loss = scores[(a, b)]["loss"]
-        ax.scatter([a], [b], [loss], color=colour, s=40, depthshade=False)
-        ax.text(a, b, loss, "  " + _point_label(point), fontsize=8, color=colour)
+        ax.scatter([a], [b], [loss], color=colour, edgecolor="white", s=60, depthshade=False, zorder=10)
+        ax.text(a, b, loss, f"  {_point_label(point)}: {loss:.2f}", fontsize=8, color=colour, fontweight="bold",
+                zorder=11, bbox=LABEL_BOX)
 
 
 def save_contour(record: dict[str, Any], path: str | os.PathLike) -> None:
     """Filled contours of the loss (log-spaced levels) and accuracy over a plane landscape, points marked."""
     metrics = _metrics(record)
-    figure = Figure(figsize=(5.2 * len(metrics), 4.4))
+    figure = Figure(figsize=(5.2 * len(metrics), 4.6))
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    xlabel, ylabel = _axis_labels(record)
     for ax, metric in zip(axes, metrics):
         a, b, values = _grid(record, metric)
         if metric == "loss":
             low, high = np.nanmin(values), np.nanmax(values)
-            filled = ax.contourf(a, b, values, levels=np.geomspace(low, high, 21), norm=LogNorm(low, high),
-                                 cmap="viridis")
+            levels = np.geomspace(low, high, 21)
+            filled = ax.contourf(a, b, values, levels=levels, norm=LogNorm(low, high), cmap="viridis")
+            figure.colorbar(filled, ax=ax, label=METRIC_LABELS[metric], ticks=levels[::4], format="%.2f")
         else:
             filled = ax.contourf(a, b, values, levels=20, cmap="magma")
-        figure.colorbar(filled, ax=ax, label=METRIC_LABELS[metric])
+            figure.colorbar(filled, ax=ax, label=METRIC_LABELS[metric], format="%.2f")
         _mark_points(ax, record)
-        ax.set(xlabel="a  (towards θ1)", ylabel="b  (towards θ2)", aspect="equal",
-               title=f"{METRIC_LABELS[metric]}: θ0 + a·(θ1 − θ0) + b·(θ2 − θ0)")
-        ax.title.set_fontsize(9)
+        ax.set(xlabel=xlabel, ylabel=ylabel, aspect="equal", title=METRIC_LABELS[metric])
+    figure.suptitle("θ = θ0 + a·(θ1 − θ0) + b·(θ2 − θ0)", fontsize=10)
     figure.tight_layout()
     save_figure(figure, path)
 
@@ -105,11 +116,13 @@ def save_contour(record: dict[str, Any], path: str | os.PathLike) -> None:
 def save_surface(record: dict[str, Any], path: str | os.PathLike) -> None:
     """The loss over a plane landscape as a 3-D surface, the given points marked at their loss."""
     a, b, values = _grid(record, "loss")
-    figure = Figure(figsize=(6.4, 5.2))
-    ax = figure.add_subplot(projection="3d")
-    ax.plot_surface(a, b, values, cmap="viridis", alpha=0.8, linewidth=0.2, edgecolor="0.4")
+    figure = Figure(figsize=(6.8, 5.6))
+    # Drawn in call order, so that the points stay in front of the surface.
+    ax = figure.add_subplot(projection="3d", computed_zorder=False)
+    ax.plot_surface(a, b, values, cmap="viridis", alpha=0.75, linewidth=0.3, edgecolor="0.35")
     _mark_points_3d(ax, record)
-    ax.set(xlabel="a  (towards θ1)", ylabel="b  (towards θ2)", zlabel=METRIC_LABELS["loss"])
-    ax.view_init(elev=30, azim=-130)
+    xlabel, ylabel = _axis_labels(record)
+    ax.set(xlabel=xlabel, ylabel=ylabel, zlabel=METRIC_LABELS["loss"], title="θ0 + a·(θ1 − θ0) + b·(θ2 − θ0)")
+    ax.view_init(elev=28, azim=-60)
     figure.tight_layout()
     save_figure(figure, path)
