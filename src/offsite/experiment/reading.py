@@ -8,7 +8,7 @@ protect the owner's model only where the emulator alone (fine-tuned) is measurab
 from __future__ import annotations
 
 from .estimates import Estimate, difference, format_estimate
-from .summary import EmulatorSummary, TaskSummary
+from .summary import EmulatorSummary, TaskSummary, gain_is_resolved
 
 HALF_GAIN = 50.0  # % of the Full-FT gain a plug-in should recover ...
 EMULATOR_MARGIN = 10.0  # ... while its emulator alone stays this many points below Full FT
@@ -24,19 +24,15 @@ def _full_model(summary: TaskSummary) -> str:
     text = (f"The full model scores {format_estimate(summary.full_zero_shot)} zero-shot and "
             f"{format_estimate(summary.full_fine_tuned)} after fine-tuning, a gain of {format_estimate(gain, True)} "
             "points")
-    if gain is not None and gain.resolved and gain.mean > 0:
+    if gain_is_resolved(gain):
         return text + " (resolved: larger than its standard error)."
-    return text + (" (not resolved: within its standard error, so the shares of that gain below say nothing)."
-                   if gain is None or not gain.resolved else " (resolved, but a loss: the shares below say nothing).")
-
-
-def _gain_is_usable(summary: TaskSummary) -> bool:
-    return summary.gain is not None and summary.gain.resolved and summary.gain.mean > 0
+    return text + (" (not resolved: within its standard error, so no share of that gain is given)."
+                   if gain is None or not gain.resolved else " (resolved, but a loss: no share of it is given).")
 
 
 def _plug_in(summary: TaskSummary, e: EmulatorSummary) -> str:
     gain_part = ""
-    if _gain_is_usable(summary) and e.gain_share is not None:
+    if gain_is_resolved(summary.gain) and e.gain_share is not None:
         gain_part = f", {format_estimate(e.gain_share)} % of the Full-FT gain"
     lift = difference(e.plug_in, summary.full_zero_shot)
     return (f"{e.label}: the emulator alone scores {format_estimate(e.zero_shot)} zero-shot and "
@@ -88,7 +84,7 @@ def recommendation(summary: TaskSummary) -> str:
     stays at least 10 points below Full FT."""
     goal = (f"at least {HALF_GAIN:g} % of the Full-FT gain while its emulator alone stays at least "
             f"{EMULATOR_MARGIN:g} points below Full FT")
-    if not _gain_is_usable(summary):
+    if not gain_is_resolved(summary.gain):
         return f"The Full-FT gain is not resolved, so no setting can be said to recover {goal}."
     meeting = [e for e in summary.emulators if e.gain_share is not None and e.below_full_ft is not None
                and e.gain_share.mean >= HALF_GAIN and e.below_full_ft.mean >= EMULATOR_MARGIN]

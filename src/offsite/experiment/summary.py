@@ -18,7 +18,7 @@ GAP = "Privacy gap (Plug-in − Emulator FT)"
 class EmulatorSummary:
     """One emulator on one task. Scores in points of the metric (%); ``gap`` is Plug-in − Emulator FT and
     ``below_full_ft`` Full FT − Emulator FT, both seed by seed; ``gain_share`` is the plug-in's share (%) of the
-    Full-FT gain; ``merged`` the plug-ins of merged adapters by method, ``merged_gain_share`` their shares.
+    Full-FT gain (None unless that gain exceeds its standard error); ``merged`` the plug-ins of merged adapters by method, ``merged_gain_share`` their shares.
     ``parameter_share`` is the bundle's share (%) of the full model's parameters; ``fidelity`` the emulator's
     figures against the full model on held-out samples, as measured when it was built."""
 
@@ -106,14 +106,21 @@ class _Samples:
         return next((r for r in self.records if r["row"] == row and Emulator.of_record(r) == emulator), None)
 
 
+def gain_is_resolved(gain: Estimate | None) -> bool:
+    """Whether the full model's fine-tuning gain is a gain larger than its standard error."""
+    return gain is not None and gain.resolved and gain.mean > 0
+
+
 def _emulator_summary(config: ExperimentConfig, samples: _Samples, emulator: Emulator, full_zs: list[Sample],
                       full_ft: list[Sample]) -> EmulatorSummary:
     share, fidelity = _bundle_figures(samples.record(EMULATOR_ZS, emulator))
     plug_in, fine_tuned = samples(PLUG_IN, emulator), samples(EMULATOR_FT, emulator)
     zero_shot_estimate, full_ft_estimate = over_seeds(full_zs), over_seeds(full_ft)
+    gain = paired_difference(full_ft, full_zs)
 
     def share_of_gain(estimate: Estimate | None) -> Estimate | None:
-        if None in (estimate, zero_shot_estimate, full_ft_estimate):
+        # A share of a gain within its standard error (or of a loss) would say nothing: none is given.
+        if None in (estimate, zero_shot_estimate, full_ft_estimate) or not gain_is_resolved(gain):
             return None
         return gain_share(estimate, zero_shot_estimate, full_ft_estimate)
 

@@ -10,7 +10,7 @@ from ..data import get_task
 from .cells import EMULATOR_FT, EMULATOR_ZS, FULL_FT, FULL_ZS, PLUG_IN, Emulator, merged_row
 from .config import ExperimentConfig
 from .estimates import format_estimate
-from .summary import GAP, TaskSummary
+from .summary import GAP, TaskSummary, gain_is_resolved
 
 
 def _rows(config: ExperimentConfig) -> list[tuple[str, Emulator | None]]:
@@ -65,10 +65,15 @@ def table_markdown(summaries: Sequence[TaskSummary], config: ExperimentConfig) -
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in _settings_notes(config)) + "\n"
 
 
+def _number(value: float) -> str:
+    """One decimal below 100, none above (a perplexity of millions needs no decimals)."""
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
 def _fidelity_text(fidelity: dict | None) -> str:
     if not fidelity or fidelity.get("perplexity_ratio") is None:
         return "–"
-    return f"{fidelity['emulator']['perplexity']:,.1f} ({fidelity['perplexity_ratio']:,.1f}×)"
+    return f"{_number(fidelity['emulator']['perplexity'])} ({_number(fidelity['perplexity_ratio'])}×)"
 
 
 def choice_markdown(summary: TaskSummary, config: ExperimentConfig) -> str:
@@ -86,7 +91,9 @@ def choice_markdown(summary: TaskSummary, config: ExperimentConfig) -> str:
     full = (f"full model perplexity {fidelity['full']['perplexity']:,.1f} on {_held_out_text(fidelity['held_out'])}"
             if fidelity and "perplexity" in fidelity.get("full", {}) else "")
     notes = [f"{get_task(summary.task).name}: Full ZS {format_estimate(summary.full_zero_shot)}, Full FT "
-             f"{format_estimate(summary.full_fine_tuned)}, gain {format_estimate(summary.gain, signed=True)} points."]
+             f"{format_estimate(summary.full_fine_tuned)}, gain {format_estimate(summary.gain, signed=True)} points"
+             + ("." if gain_is_resolved(summary.gain) else
+                " (not resolved: within its standard error, so no share of it is given).")]
     notes += [full] if full else []
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 

@@ -55,20 +55,25 @@ def save_protocol_chart(summaries: Sequence[Summary], path: str | os.PathLike) -
     save_figure(figure, path)
 
 
+DODGE = 0.15  # points of the x axis between neighbouring lines, so that equal sizes do not hide each other
+
+
 def _strategy_lines(ax: Any, emulators: Sequence[dict[str, Any]], key: str) -> None:
     """One line per strategy and distillation (colour: strategy; dashed: distilled) through its sizes: x the
-    bundle's share of the full model's parameters, y the estimate ``key`` with its standard error as error bars."""
+    bundle's share of the full model's parameters (each line moved sideways by a little, see :data:`DODGE`), y the
+    estimate ``key`` with its standard error as error bars."""
     strategies = list(dict.fromkeys(e["strategy"] for e in emulators))
-    for colour, strategy in enumerate(strategies):
-        for distilled in (False, True):
-            points = sorted((e for e in emulators if e["strategy"] == strategy and e["distilled"] == distilled
-                             and e["parameter_share"] is not None and e[key] is not None),
-                            key=lambda e: e["parameter_share"])
-            if points:
-                means, errors = _values([e[key] for e in points])
-                ax.errorbar([e["parameter_share"] for e in points], means, yerr=errors, color=f"C{colour}",
-                            linestyle="--" if distilled else "-", marker="s" if distilled else "o", capsize=3,
-                            label=strategy + (" (distilled)" if distilled else ""))
+    lines = [(strategy, distilled) for strategy in strategies for distilled in (False, True)]
+    for index, (strategy, distilled) in enumerate(lines):
+        points = sorted((e for e in emulators if e["strategy"] == strategy and e["distilled"] == distilled
+                         and e["parameter_share"] is not None and e[key] is not None),
+                        key=lambda e: e["parameter_share"])
+        if points:
+            means, errors = _values([e[key] for e in points])
+            shift = DODGE * (index - (len(lines) - 1) / 2)
+            ax.errorbar([e["parameter_share"] + shift for e in points], means, yerr=errors,
+                        color=f"C{strategies.index(strategy)}", linestyle="--" if distilled else "-",
+                        marker="s" if distilled else "o", capsize=3, label=strategy + (" (distilled)" if distilled else ""))
 
 
 def save_emulator_choice_chart(summaries: Sequence[Summary], path: str | os.PathLike) -> None:
@@ -82,13 +87,16 @@ def save_emulator_choice_chart(summaries: Sequence[Summary], path: str | os.Path
         _strategy_lines(score_ax, summary["emulators"], "zero_shot")
         _full_model_lines(score_ax, summary)
         score_ax.set(xlabel="bundle parameters (% of the full model)", ylabel=f"{summary['metric']} (%)",
-                     title=f"(a) {task}: the emulator alone, zero-shot")
+                     title=f"(a) {task}: the emulator alone, zero-shot\n(full model: dotted zero-shot, dashed fine-tuned)")
         _strategy_lines(gain_ax, summary["emulators"], "gain_share")
+        if not gain_ax.get_legend_handles_labels()[0]:
+            gain_ax.text(0.5, 0.75, "no share given: the Full-FT gain\nis not larger than its standard error",
+                         transform=gain_ax.transAxes, ha="center", va="center", fontsize=9, color="grey")
         for level, style in ((0, ":"), (50, "-."), (100, "--")):
             gain_ax.axhline(level, color="grey", linestyle=style, linewidth=0.8)
         gain = summary["gain"]
-        stated = "" if gain is None else f" (Full FT − Full ZS: {gain['mean']:+.1f}" + (
-            f" ± {gain['se']:.1f})" if gain["se"] is not None else ")")
+        stated = "" if gain is None else f"\n(Full FT − Full ZS: {gain['mean']:+.1f}" + (
+            f" ± {gain['se']:.1f} points)" if gain["se"] is not None else " points)")
         gain_ax.set(xlabel="bundle parameters (% of the full model)", ylabel="share of the Full-FT gain (%)",
                     title=f"(b) {task}: the plug-in's share of the Full-FT gain{stated}")
         for ax in (score_ax, gain_ax):
