@@ -12,7 +12,8 @@ import pytest
 
 from offsite import OffsiteError
 from offsite.experiment import Experiment, experiment_from_dict, load_experiment_config, run_experiment
-from offsite.experiment import Emulator, EmulatorSummary, Estimate, TaskSummary, artifacts, reading, runner
+from offsite.experiment import Emulator, EmulatorSummary, Estimate, Part, TaskSummary, artifacts, measure_part
+from offsite.experiment import reading, runner
 from offsite.experiment.artifacts import choose_run
 from offsite.experiment.estimates import Sample, difference, gain_share, over_seeds, paired_difference
 from offsite.models.tiny import tiny_model, tiny_tokenizer
@@ -137,6 +138,35 @@ def test_a_stopped_study_continues_on_a_fresh_machine_from_its_cell_files(study,
     changed = config_for_dict(config, eval={"split": "test", "limit": 5, "batch_size": 8})
     with pytest.raises(OffsiteError, match="measured with other settings"):
         run_experiment(changed, root / "other-out", log=lines.append)
+
+
+def test_parts_deal_emulator_groups_in_a_snake_and_together_hold_every_cell_once():
+    owners = [[k for k in (1, 2, 3) if Part(k, 3).holds(group)] for group in range(8)]
+    assert owners == [[1], [2], [3], [3], [2], [1], [1], [2]]
+    assert Part(1, 3).holds(None) and not Part(2, 3).holds(None)
+    assert Part.parse(" 2 / 3 ") == Part(2, 3) and str(Part(2, 3)) == "2/3"
+    for text in ("0/2", "3/2", "1", "a/b", "1/0"):
+        with pytest.raises(OffsiteError, match="a part is K/N"):
+            Part.parse(text)
+
+
+def test_parts_measured_apart_make_the_table_without_loading_anything(setup, tmp_path, monkeypatch):
+    config = config_for(setup, keep=[1, 2], results_dir=str(tmp_path / "results"))
+    first = measure_part(config, tmp_path / "out1", Part(1, 2), log=lambda line: None)
+    second = measure_part(config, tmp_path / "out2", Part(2, 2), log=lambda line: None)
+    # Groups in order: uniform keep 1, uniform keep 2, crash keep 1, crash keep 2; dealt 1, 2, 2, 1.
+    assert {(r["strategy"], r["keep"]) for r in first} == {(None, None), ("uniform", 1), ("crash", 2)}
+    assert {(r["strategy"], r["keep"]) for r in second} == {("uniform", 2), ("crash", 1)}
+    assert not (tmp_path / "results" / "table.md").exists()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a part's cell was measured again")
+
+    for module, name in [(runner, "load_model"), (runner, "evaluate_multiple_choice"), (artifacts, "finetune")]:
+        monkeypatch.setattr(module, name, refuse)
+    whole = run_experiment(config, tmp_path / "out3", log=lambda line: None)
+    assert sorted(whole["records"], key=json.dumps) == sorted(first + second, key=json.dumps)
+    assert len(whole["records"]) == 2 + 4 * 3 and (tmp_path / "results" / "table.md").is_file()
 
 
 def config_for_dict(config, **overrides):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..experiment import load_experiment_config, run_experiment
+from ..experiment import Part, load_experiment_config, measure_part, run_experiment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,10 +19,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     experiment.add_argument("config", help="YAML file (see configs/ for examples)")
     experiment.add_argument("--out", required=True, help="experiment directory")
+    experiment.add_argument(
+        "--part", metavar="K/N",
+        help="measure only part K of N (the full model's rows go to part 1, emulators are dealt in a snake) and "
+        "write no table: run N parts at once, in processes or on machines sharing the results_dir (or copy their "
+        "cells/ into one), then once more without --part for the tables",
+    )
     experiment.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    result = run_experiment(load_experiment_config(args.config), args.out)
+    config = load_experiment_config(args.config)
+    if args.part is not None:
+        part = Part.parse(args.part)
+        records = measure_part(config, args.out, part)
+        print(f"part {part}: {len(records)} cells in {config.results_dir or args.out}/cells; once every part "
+              "is done, run again without --part for the tables")
+        return
+    result = run_experiment(config, args.out)
     print(result["table"])
     print(f"wrote {result['results_dir']}/table.md, results.json, chart.png, emulators.png and cells/")

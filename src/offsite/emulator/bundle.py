@@ -104,14 +104,13 @@ def save_bundle(
     out: str | os.PathLike,
     details: dict[str, Any],
     frozen_blocks_from: PreTrainedModel | None = None,
-    force: bool = False,
 ) -> dict[str, Any]:
     """Write the bundle of ``layer_map`` for the (unmodified) base ``model`` to ``out``; return its manifest.
 
     ``details`` (strategy, keep, clustering, similarity settings, base model name) go into the manifest.
     ``frozen_blocks_from``, an emulator of ``layer_map`` whose frozen blocks were trained (distilled), supplies
     those blocks instead of the base model; everything else still comes from the base.
-    The directory appears only when complete (see :func:`offsite.paths.atomic_path` for what ``force`` allows).
+    The directory appears only when complete (see :func:`offsite.paths.atomic_path` for what it may replace).
     """
     if len(get_blocks(model)) != layer_map.num_layers:
         raise OffsiteError(f"layer map is for {layer_map.num_layers} layers but the model has {len(get_blocks(model))}")
@@ -125,7 +124,7 @@ def save_bundle(
     emulator_state = {**_non_block_state(model), **frozen_state, **_copy_state(model, layer_map)}
     adapter_state = block_state(model, layer_map.adapter_layers, layer_map.adapter_layers)
     out = Path(out)
-    with atomic_path(out, force=force) as tmp:
+    with atomic_path(out) as tmp:
         tmp.mkdir()
         save_file(emulator_state, str(tmp / EMULATOR_FILE), metadata={"format": BUNDLE_FORMAT})
         save_adapter(tmp / ADAPTER_FILE, adapter_state, base_fingerprint)
@@ -293,19 +292,19 @@ def load_emulator(path: str | os.PathLike) -> PreTrainedModel:
     return load_bundle(path).model
 
 
-def export_bundle(path: str | os.PathLike, out: str | os.PathLike, force: bool = False) -> Path:
+def export_bundle(path: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write the bundle's emulator as a plain directory that ``AutoModelForCausalLM.from_pretrained`` loads.
 
     Plain transformers cannot tie arbitrary layers, so each shared position gets its own copy on disk. ``out`` may
-    not be the bundle or hold it (see :func:`offsite.paths.atomic_path` for the rest, and ``force``).
+    not be the bundle or hold it (see :func:`offsite.paths.atomic_path` for the rest).
     """
-    check_output(out, [path], force)
+    check_output(out, [path])
     bundle = load_bundle(path)
     model = bundle.model
     sources = bundle.layer_map.emulator_sources
     set_blocks(model, [copy.deepcopy(block) for block in get_blocks(model)], list(range(len(sources))))
     out = Path(out)
-    with atomic_path(out, force=force, inputs=[path]) as tmp:
+    with atomic_path(out, inputs=[path]) as tmp:
         model.save_pretrained(tmp)
         bundle.tokenizer.save_pretrained(tmp)
     return out

@@ -1,7 +1,7 @@
 """The experiment: the five rows (Full ZS, Full FT, Emulator ZS, Emulator FT, Plug-in) per task and emulator
 (strategy × size × distilled or not), over seeds, with merged plug-ins; tables, charts and a reading of the numbers."""
 
-from .cells import Cell, Emulator
+from .cells import Cell, Emulator, Part
 from .config import (
     DistillSettings,
     EvalSettings,
@@ -12,7 +12,7 @@ from .config import (
 )
 from .estimates import Estimate
 from .reading import reading, recommendation
-from .runner import Experiment, run_experiment
+from .runner import Experiment, measure_part, run_experiment
 from .summary import GAP, EmulatorSummary, TaskSummary, summarize
 from .table import table_markdown
 
@@ -26,10 +26,12 @@ __all__ = [
     "EvalSettings",
     "Experiment",
     "ExperimentConfig",
+    "Part",
     "TaskSummary",
     "TrainSettings",
     "experiment_from_dict",
     "load_experiment_config",
+    "measure_part",
     "reading",
     "recommendation",
     "run_experiment",

@@ -29,7 +29,7 @@ from ..models import load_model
 from ..paths import atomic_path, claim_directory, read_json, write_json
 from ..train.loop import ADAPTER_FILE, MODEL_DIR
 from .artifacts import Artifacts
-from .cells import EMULATOR_FT, EMULATOR_ZS, FULL_FT, FULL_ZS, PLUG_IN, Cell, merged_row
+from .cells import EMULATOR_FT, EMULATOR_ZS, FULL_FT, FULL_ZS, PLUG_IN, Cell, Part, merged_row
 from .config import ExperimentConfig
 
 CONFIG_FILE = "config.json"
@@ -91,13 +91,17 @@ class Experiment:
         name = self.config.emulator_name(cell.emulator) if cell.emulator else None
         return self.results / "cells" / get_task(cell.task).name / f"{cell.file_name(name)}.json"
 
-    def cells(self) -> list[Cell]:
-        """Every cell, in the order they are measured."""
+    def cells(self, part: Part | None = None) -> list[Cell]:
+        """Every cell (of ``part`` only, when given), in the order they are measured."""
         config, cells = self.config, []
         for task in config.tasks:
-            cells.append(Cell(task, FULL_ZS))
-            cells += [Cell(task, FULL_FT, None, seed) for seed in config.seeds]
+            if part is None or part.holds(None):
+                cells.append(Cell(task, FULL_ZS))
+                cells += [Cell(task, FULL_FT, None, seed) for seed in config.seeds]
+            groups = list(dict.fromkeys((emulator.strategy, emulator.keep) for emulator in config.emulators))
             for emulator in config.emulators:
+                if part is not None and not part.holds(groups.index((emulator.strategy, emulator.keep))):
+                    continue
                 cells.append(Cell(task, EMULATOR_ZS, emulator))
                 for seed in config.seeds:
                     cells += [Cell(task, EMULATOR_FT, emulator, seed), Cell(task, PLUG_IN, emulator, seed)]
@@ -173,9 +177,9 @@ class Experiment:
         with self._plugged(run, merge) as loaded:
             yield loaded
 
-    def run(self) -> list[dict[str, Any]]:
-        """Every cell's record, measuring the missing ones."""
-        return [self.result(cell) for cell in self.cells()]
+    def run(self, part: Part | None = None) -> list[dict[str, Any]]:
+        """Every cell's record (of ``part`` only, when given), measuring the missing ones."""
+        return [self.result(cell) for cell in self.cells(part)]
 
     def landscape_dir(self, task: str, seed: int) -> Path:
         return self.out / "landscapes" / get_task(task).name / f"seed{seed}"
@@ -209,6 +213,14 @@ class Experiment:
                         lines[f"Full FT → {label} plug-in"] = records["line"]
                 if lines:
                     save_line_plot(lines, self.landscape_dir(task, seed) / "lines.png")
+
+
+def measure_part(config: ExperimentConfig, out: str | os.PathLike, part: Part,
+                 log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Measure only ``part``'s cells (see :class:`Part`) into the results directory and return their records; no
+    table. Once every part is done (their ``cells/`` files gathered in one results directory), :func:`run_experiment`
+    writes the tables from the files without loading anything."""
+    return Experiment(config, out, log).run(part)
 
 
 def run_experiment(config: ExperimentConfig, out: str | os.PathLike, log: Callable[[str], None] = print) -> dict:
