@@ -12,7 +12,7 @@ import pytest
 
 from offsite import OffsiteError
 from offsite.experiment import Experiment, experiment_from_dict, load_experiment_config, run_experiment
-from offsite.experiment import Emulator, EmulatorSummary, Estimate, Part, TaskSummary, artifacts, measure_part
+from offsite.experiment import Cell, Emulator, EmulatorSummary, Estimate, Part, TaskSummary, artifacts, measure_part
 from offsite.experiment import reading, runner
 from offsite.experiment.artifacts import choose_run
 from offsite.experiment.estimates import Sample, difference, gain_share, over_seeds, paired_difference
@@ -138,6 +138,16 @@ def test_a_stopped_study_continues_on_a_fresh_machine_from_its_cell_files(study,
     changed = config_for_dict(config, eval={"split": "test", "limit": 5, "batch_size": 8})
     with pytest.raises(OffsiteError, match="measured with other settings"):
         run_experiment(changed, root / "other-out", log=lines.append)
+
+
+def test_the_metric_defaults_to_each_tasks_harness_metric(setup):
+    config = config_for(setup, tasks=["arc_easy", "web_questions"], metric=None)
+    assert [config.metric_for(t) for t in config.tasks] == ["acc", "exact_match"]  # WebQuestions' acc is always 1
+    cell = Cell("web_questions", "Plug-in", Emulator("uniform", 2), 0)
+    assert config.cell_identity(cell)["metric"] == "exact_match"
+    assert config_for(setup, metric="acc_norm").metric_for("web_questions") == "acc_norm"
+    with pytest.raises(OffsiteError, match="metric must be one of acc, acc_norm, exact_match"):
+        config_for(setup, metric="f1")
 
 
 def test_parts_deal_emulator_groups_in_a_snake_and_together_hold_every_cell_once():

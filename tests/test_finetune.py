@@ -10,7 +10,9 @@ from finetune_support import make_bundle, quick_config, write_choices
 
 from offsite import OffsiteError
 from offsite.cli import main
+from offsite.data import load_examples
 from offsite.emulator import load_adapter, load_bundle
+from offsite.evaluate import evaluate_multiple_choice
 from offsite.models import get_blocks
 from offsite.models.tiny import tiny_tokenizer
 from offsite.train import FinetuneConfig, finetune
@@ -69,6 +71,18 @@ def test_completion_and_text_files_train(tmp_path, bundle):
         assert result.manifest["select"] == "loss" and result.manifest["data"]["kind"] in ("completion", "text")
     with pytest.raises(OffsiteError, match="needs multiple-choice"):
         finetune(quick_config(bundle, text, tmp_path / "acc", select="acc"), progress=False)
+
+
+def test_exact_match_selects_and_agrees_with_the_evaluator(tmp_path, bundle, choices):
+    result = finetune(quick_config(bundle, choices, tmp_path / "run", epochs=1, select="exact_match"), progress=False)
+    assert result.manifest["select"] == "exact_match"
+    first = next(json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+                 if "eval_exact_match" in line)
+    assert first["step"] == 0  # the untrained emulator: score it independently
+    emulator = load_bundle(bundle)
+    expected = evaluate_multiple_choice(emulator.model, emulator.tokenizer, load_examples(str(choices), "validation"),
+                                        progress=False).exact_match
+    assert first["eval_exact_match"] == pytest.approx(expected)
 
 
 def test_loss_goes_down_and_only_the_adapter_changes(tmp_path, bundle, choices):

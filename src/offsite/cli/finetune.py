@@ -9,6 +9,7 @@ import json
 from ..emulator import plugin
 from ..report.table import format_table
 from ..train import FinetuneConfig, finetune
+from ..train.config import SELECT_METRICS
 from .emulate import adapter_pads, int_list
 
 FINETUNE_EPILOG = """\
@@ -80,9 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     layers.add_argument("--all-weights", action="store_true", help="train every weight (writes RUN/model/)")
 
     run = parser.add_argument_group("evaluation and checkpoints")
-    run.add_argument("--select", choices=("loss", "acc", "acc_norm"),
-                     help="keep the adapter with the best of this on the emulator's validation data (default acc for "
-                     "multiple choice, else loss: the answer tokens' log-perplexity)")
+    run.add_argument("--select", choices=SELECT_METRICS,
+                     help="keep the adapter with the best of this on the emulator's validation data (default: the "
+                     "task's harness metric for multiple choice, acc, exact_match for WebQuestions; else loss: the "
+                     "answer tokens' log-perplexity)")
     run.add_argument("--select-include-init", action="store_true",
                      help="the untrained adapter (step 0) may be kept too (default: trained steps only)")
     run.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps (default: each epoch)")

@@ -2,13 +2,14 @@
 
 from .examples import MultipleChoiceExample
 from .files import load_jsonl_examples, load_text
-from .tasks import TASKS, Task, get_task, load_examples, task_table
+from .tasks import TASKS, Task, get_task, harness_metric, load_examples, task_table
 
 __all__ = [
     "TASKS",
     "MultipleChoiceExample",
     "Task",
     "get_task",
+    "harness_metric",
     "load_examples",
     "load_jsonl_examples",
     "load_text",

@@ -188,6 +188,12 @@ def get_task(name: str) -> Task:
     raise OffsiteError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)} (or a path to a .jsonl file)")
 
 
+def harness_metric(task: str) -> str:
+    """The metric lm-evaluation-harness reports first for ``task`` (a name or a .jsonl path): ``acc``, but
+    ``exact_match`` for WebQuestions, whose choices are all correct answers (``acc`` is always 1 there)."""
+    return get_task(task).metrics[0]
+
+
 def load_examples(task: str, split: str = "validation", limit: int | None = None) -> list[MultipleChoiceExample]:
     """The examples of ``task`` (a name or a .jsonl path) for ``split``, at most ``limit`` of them."""
     return get_task(task).load(split, limit)

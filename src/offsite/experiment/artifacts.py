@@ -96,7 +96,7 @@ class Artifacts:
             task=task, out=str(self.run_dir(task, seed, emulator, lr)), train_split=train.split,
             eval_split=train.select_split, limit=train.limit, eval_limit=train.select_limit, epochs=train.epochs,
             lr=lr, batch_size=train.batch_size, warmup=train.warmup, eval_every=train.eval_every, seed=seed,
-            select=config.metric, **source,
+            select=config.metric_for(task), **source,
         )
 
     def ensure_run(self, task: str, seed: int, emulator: Emulator | None) -> tuple[Path, dict[str, Any]]:

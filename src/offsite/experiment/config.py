@@ -10,8 +10,10 @@ from typing import Any
 import yaml
 
 from ..data.corpus import DEFAULT_BLOCK_SIZE, DEFAULT_SOURCES, CorpusConfig
+from ..data.tasks import harness_metric
 from ..emulator.strategies import AdapterSpec, SimilaritySource, StrategySpec
 from ..errors import OffsiteError
+from ..evaluate.scores import METRICS
 from ..evaluate.fidelity import FidelityConfig
 from ..landscape import BASE_LABEL, BASE_POINT, LandscapeConfig
 from ..train.distill import DistillConfig
@@ -139,7 +141,8 @@ class ExperimentConfig:
     analyze``) replaces measuring CKA on ``similarity``; ``similarity_per_task`` measures on each task's own
     samples instead, so each task gets its own clusters (as the CRaSh authors did). ``fidelity``: the held-out
     samples each emulator is measured on against the full model (default: the first task's ``train.select_split``).
-    ``merge`` (methods of :mod:`offsite.train.merge`, two seeds or more) adds, per emulator, the plug-in of the
+    ``metric`` (acc, acc_norm or exact_match; None: each task's harness metric, exact_match for WebQuestions)
+    selects each run's step and scores every row. ``merge`` (methods of :mod:`offsite.train.merge`, two seeds or more) adds, per emulator, the plug-in of the
     adapter merged from every seed's run. ``results_dir`` (default: the experiment directory) holds one small
     JSON file per cell, the tables and charts: a directory to commit, from which a stopped experiment continues on
     another machine. ``landscape`` (None: none) asks for the loss landscapes of the runs.
@@ -155,7 +158,7 @@ class ExperimentConfig:
     adapter_layers: tuple[int, ...] | None = None
     seeds: tuple[int, ...] = (0,)
     full_ft: str = "adapter"
-    metric: str = "acc"
+    metric: str | None = None
     similarity: SimilaritySource = field(default_factory=SimilaritySource)
     similarity_file: str | None = None
     similarity_per_task: bool = False
@@ -192,8 +195,9 @@ class ExperimentConfig:
         if self.train.select_split == self.eval.split:
             raise OffsiteError(f"adapters would be selected on the split they are scored on ({self.eval.split}); "
                                "use another train.select_split or eval.split")
-        if self.metric not in ("acc", "acc_norm"):
-            raise OffsiteError(f"metric must be 'acc' or 'acc_norm', got {self.metric!r}")
+        if self.metric not in (None, *METRICS):
+            raise OffsiteError(f"metric must be one of {', '.join(METRICS)} (or left out: each task's harness "
+                               f"metric), got {self.metric!r}")
 
     @property
     def titles(self) -> tuple[str, ...]:
@@ -237,6 +241,10 @@ class ExperimentConfig:
         """The calibration samples of ``task``'s emulators."""
         return self.similarity.for_task(task) if self.similarity_per_task else self.similarity
 
+    def metric_for(self, task: str) -> str:
+        """The metric ``task``'s adapters are selected and scored by: ``metric``, or the task's harness metric."""
+        return self.metric or harness_metric(task)
+
     def emulator_identity(self, emulator: Emulator, task: str) -> dict[str, Any]:
         """Every setting that shapes ``emulator`` (for ``task``) and its fidelity figures."""
         spec = self.spec(emulator.strategy)
@@ -259,7 +267,7 @@ class ExperimentConfig:
             identity.update(full_ft=self.full_ft, adapter=self.full_ft_adapter.to_config())
         if cell.row == EMULATOR_ZS:
             return identity
-        identity.update(train=asdict(self.train), metric=self.metric)
+        identity.update(train=asdict(self.train), metric=self.metric_for(cell.task))
         identity.update({"seed": cell.seed} if cell.seed is not None else {"seeds": list(self.seeds)})
         return _plain(identity)
 

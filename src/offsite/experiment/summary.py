@@ -143,9 +143,9 @@ def summarize(records: Sequence[dict[str, Any]], config: ExperimentConfig) -> li
     """One :class:`TaskSummary` per task of ``config`` from the cell records (as the runner writes them)."""
     summaries = []
     for task in config.tasks:
-        samples = _Samples(records, task, config.metric)
+        samples = _Samples(records, task, config.metric_for(task))
         full_zs, full_ft = samples(FULL_ZS, None), samples(FULL_FT, None)
         emulators = tuple(_emulator_summary(config, samples, e, full_zs, full_ft) for e in config.emulators)
-        summaries.append(TaskSummary(task, config.metric, over_seeds(full_zs), over_seeds(full_ft),
+        summaries.append(TaskSummary(task, config.metric_for(task), over_seeds(full_zs), over_seeds(full_ft),
                                      paired_difference(full_ft, full_zs), emulators))
     return summaries

@@ -28,8 +28,9 @@ def _settings_notes(config: ExperimentConfig) -> list[str]:
     own = [f"{spec.title}: {spec.adapter.describe()}" for spec in config.strategies if spec.adapter is not None]
     adapter += f" ({'; '.join(own)})" if own else ""
     lrs = ", ".join(f"{lr:g}" for lr in train.lrs)
+    metrics = "/".join(dict.fromkeys(config.metric_for(task) for task in config.tasks))
     notes = [
-        f"{config.metric} (%) on {evaluation.split} split ({evaluation.limit or 'all'} examples per task), "
+        f"{metrics} (%) on {evaluation.split} split ({evaluation.limit or 'all'} examples per task), "
         f"model {config.model}, seeds {list(config.seeds)}; ± one standard error (the seeds' standard error of the "
         "mean and the test questions' binomial standard error combined; binomial only with one seed).",
         f"Adapter: {adapter}; emulators keep {', '.join(map(str, config.keep))} further blocks. "
@@ -38,7 +39,7 @@ def _settings_notes(config: ExperimentConfig) -> list[str]:
         f"Fine-tuning: {train.limit or 'all'} {train.split} examples, {train.epochs} epoch(s), "
         f"lr {lrs}{' (the best on validation kept)' if len(train.lrs) > 1 else ''}, batch {train.batch_size}; "
         f"the best step chosen on {train.select_limit or 'all'} {train.select_split} examples by the emulator's own "
-        f"{config.metric}" + (f", every {train.eval_every} steps." if train.eval_every else ", after each epoch."),
+        f"{metrics}" + (f", every {train.eval_every} steps." if train.eval_every else ", after each epoch."),
     ]
     if True in config.distill:
         d = config.distillation

@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import OffsiteError
 
 METHODS = ("weights", "lora", "bitfit")
-SELECT_METRICS = ("loss", "acc", "acc_norm")
+SELECT_METRICS = ("loss", "acc", "acc_norm", "exact_match")
 PRECISIONS = ("no", "bf16", "fp16")
 
 # Settings that only change where or how often things are written, not the adapter a run ends with;
@@ -25,8 +25,8 @@ class FinetuneConfig:
     ``all_weights``). ``task`` is a registered task, a ``.jsonl`` file (``{"prompt","choices","gold"}`` or
     ``{"prompt","completion"}`` lines) or a plain-text file; ``eval_task`` defaults to ``task``.
     ``batch_size`` is per process: one optimizer step sees ``batch_size × processes × grad_accum`` sequences.
-    ``warmup`` below 1 is a fraction of all steps, otherwise a number of steps. ``select`` (None: ``acc`` for
-    multiple-choice data, else ``loss``, the answer tokens' log-perplexity) picks the best evaluation among the
+    ``warmup`` below 1 is a fraction of all steps, otherwise a number of steps. ``select`` (None: the
+    harness's metric of the task, :func:`offsite.data.tasks.harness_metric`, for multiple-choice data, else ``loss``, the answer tokens' log-perplexity) picks the best evaluation among the
     trained steps (and the untrained adapter, step 0, with ``select_include_init``). ``eval_every``/``save_every``
     count optimizer steps (``eval_every`` 0: after each epoch). ``stop_after_steps`` stops as if killed (for
     testing resumption).

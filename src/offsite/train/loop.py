@@ -19,6 +19,7 @@ from accelerate.utils import set_seed
 from torch import nn
 from transformers import PreTrainedModel, get_cosine_schedule_with_warmup
 
+from ..data.tasks import harness_metric
 from ..emulator import save_adapter
 from ..emulator.bundle import versions
 from ..errors import OffsiteError
@@ -89,7 +90,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         config.task, config.eval_task, config.train_split, config.eval_split, config.limit, config.eval_limit,
         target.tokenizer, config.max_length,
     )
-    metric = config.select or ("acc" if data.multiple_choice else "loss")
+    metric = config.select or (harness_metric(config.eval_task or config.task) if data.multiple_choice else "loss")
     if metric != "loss" and not data.multiple_choice:
         raise OffsiteError(f"--select {metric} needs multiple-choice evaluation data; use --select loss")
     identity = _identity(config, target, data, accelerator.num_processes)

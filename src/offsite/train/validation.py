@@ -24,14 +24,15 @@ LOWER_IS_BETTER = {"loss", "perplexity"}
 def validate(
     accelerator: Accelerator, model: nn.Module, tokenizer: PreTrainedTokenizerBase, split: DataSplit, batch_size: int
 ) -> dict[str, float]:
-    """``loss``: mean negative log-likelihood per target token; for multiple-choice data also ``acc`` and
-    ``acc_norm`` (as lm-evaluation-harness scores them, whose gold-answer perplexity gives the loss)."""
+    """``loss``: mean negative log-likelihood per target token; for multiple-choice data also ``acc``, ``acc_norm``
+    and ``exact_match`` (as lm-evaluation-harness scores them, whose gold-answer perplexity gives the loss)."""
     rank, world = accelerator.process_index, accelerator.num_processes
     if split.examples is not None:
         mine = split.examples[rank::world]
         scores = score_choices(model, tokenizer, mine, batch_size=batch_size, progress=False) if mine else []
         task = TaskScores.from_choice_scores(gather_object(scores))
-        return {"loss": math.log(task.perplexity), "acc": task.acc, "acc_norm": task.acc_norm}
+        return {"loss": math.log(task.perplexity), "acc": task.acc, "acc_norm": task.acc_norm,
+                "exact_match": task.exact_match}
     mine = split.pairs[rank::world]
     totals = torch.zeros(2, dtype=torch.float64, device=model_device(model))
     with eval_mode(model):
