@@ -22,6 +22,7 @@ from offsite.models import (
     num_layers,
     set_blocks,
 )
+from offsite.models.block_swap import swapped_blocks
 from offsite.models.fingerprint import fingerprint
 from offsite.models.tiny import tiny_model
 
@@ -93,6 +94,18 @@ def test_qwen_moe_blocks_stay_sparse_or_dense():
     assert model.config.mlp_only_layers == [1, 3] and model.config.decoder_sparse_step == 1
     rebuilt = AutoModelForCausalLM.from_config(model.config)
     assert [type(block.mlp).__name__ for block in get_blocks(rebuilt)] == [kinds[1], kinds[2], kinds[5], kinds[4]]
+
+
+def test_swapped_blocks_puts_back_the_whole_config_and_the_outputs(architecture, tokenizer):
+    model = tiny_model(architecture, num_layers=6)
+    inputs = tokenizer(TEXT, return_tensors="pt")
+    before_config, before_logits = model.config.to_dict(), model(**inputs).logits
+    blocks = list(get_blocks(model))
+    with swapped_blocks(model, [copy.deepcopy(blocks[s]) for s in (5, 1, 2)], [5, 1, 2]):
+        assert num_layers(model) == 3 and model.config.to_dict() != before_config
+    assert model.config.to_dict() == before_config  # Qwen-MoE's mlp_only_layers and sparse step included
+    assert list(get_blocks(model)) == blocks
+    assert torch.equal(model(**inputs).logits, before_logits)
 
 
 def test_head_logits_apply_the_final_soft_capping(tokenizer):

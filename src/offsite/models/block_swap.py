@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+import copy
+from typing import Any, Iterator, Sequence
 
 from torch import nn
+from transformers import PretrainedConfig
 
-from .layout import get_blocks, set_blocks
+from .layout import get_blocks, per_layer_config, set_blocks
 
 
 @contextlib.contextmanager
 def swapped_blocks(model: nn.Module, blocks: Sequence[nn.Module], sources: Sequence[int]) -> Iterator[nn.Module]:
     """Within the block, ``model`` runs with ``blocks`` (``sources[i]``: original index of ``blocks[i]``, as in
-    :func:`offsite.models.set_blocks`); afterwards its own blocks, depth, ``layer_types`` and every block's
-    ``layer_idx`` are back, even after an exception."""
+    :func:`offsite.models.set_blocks`); afterwards its own blocks, every block's ``layer_idx`` and every config
+    attribute :func:`set_blocks` rewrites (depth and the per-layer config, e.g. Gemma's ``layer_types`` or
+    Qwen-MoE's ``mlp_only_layers``) are back as they were, even after an exception."""
     original = list(get_blocks(model))
     config = model.config
-    depth, layer_types = config.num_hidden_layers, getattr(config, "layer_types", None)
+    rewritten = ["num_hidden_layers", *per_layer_config(config, sources)]
+    saved = {key: copy.deepcopy(getattr(config, key)) for key in rewritten if hasattr(config, key)}
     set_blocks(model, blocks, sources)
     try:
         yield model
     finally:
-        config.num_hidden_layers = depth
-        if layer_types is not None:
-            config.layer_types = layer_types
+        _restore(config, saved, rewritten)
         set_blocks(model, original, range(len(original)))
+        # set_blocks rewrote the per-layer config in its own form (e.g. Qwen-MoE's dense layers as a list); put
+        # back the original values themselves.
+        _restore(config, saved, rewritten)
+
+
+def _restore(config: PretrainedConfig, saved: dict[str, Any], keys: Sequence[str]) -> None:
+    for key in keys:
+        if key in saved:
+            setattr(config, key, copy.deepcopy(saved[key]))
+        elif hasattr(config, key):
+            delattr(config, key)
