@@ -9,7 +9,7 @@ import pytest
 
 from offsite.cli import main
 from offsite.data import load_examples
-from offsite.emulator import build_emulator
+from offsite.emulator import build_emulator, load_bundle
 from offsite.emulator.layer_map import LayerMap
 from offsite.evaluate import evaluate_multiple_choice, text_perplexity
 from offsite.models.tiny import tiny_model, tiny_tokenizer
@@ -53,3 +53,24 @@ def test_table_cells_resume_and_match_a_direct_evaluation(files, tmp_path, capsy
     # Other settings in the same directory are refused.
     assert main([*args[:-2], "--fidelity-limit", "4", "--out", str(tmp_path / "t")]) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_distilled_rows_are_measured_on_the_distilled_bundle(files, tmp_path, capsys):
+    root, _ = files
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"paragraph {i}: the owl sees the sun and the dog eats " * 3 for i in range(30)))
+    args = ["fidelity", str(root / "tiny"), "--strategies", "uniform", "--keep", "2", "--adapter", "1,1",
+            "--task", str(root / "facts.jsonl"), "--fidelity-task", str(root / "facts.jsonl"), "--fidelity-limit", "8",
+            "--fidelity-text-file", str(root / "held_out.txt"), "--fidelity-text-chars", "300",
+            "--distill-steps", "3", "--distill-text", str(corpus), "--distill-batch-size", "2",
+            "--distill-block-size", "16", "--distill-held-out", "2", "--distill-eval-every", "1", "--out", str(tmp_path / "t")]
+    assert main(args) == 0
+    assert "| `uniform` distilled |" in capsys.readouterr().out
+    cell = json.loads((tmp_path / "t" / "cells" / "uniform-keep2-distilled.json").read_text())
+    plain = json.loads((tmp_path / "t" / "cells" / "uniform-keep2.json").read_text())
+    bundle = load_bundle(tmp_path / "t" / "bundles" / "uniform-keep2-distilled")
+    assert bundle.manifest["distillation"]["steps"] == cell["distillation"]["steps"] == 3
+    text = (root / "held_out.txt").read_text()[:300]
+    measured = text_perplexity(bundle.model, bundle.tokenizer, text).perplexity
+    assert cell["figures"]["perplexity"] == pytest.approx(measured, rel=1e-6)
+    assert cell["figures"]["perplexity"] != pytest.approx(plain["figures"]["perplexity"], rel=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..emulator.strategies import AdapterSpec, StrategySpec
+from ..experiment import DistillSettings
 from ..experiment.fidelity_table import DEFAULT_STRATEGIES, FidelityTableConfig, run_fidelity_table
 from .emulate import (
     add_adapter_arguments,
@@ -35,6 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_adapter_arguments(fidelity)
     add_similarity_arguments(fidelity)
     add_fidelity_arguments(fidelity)
+    defaults = DistillSettings()
+    distilled = fidelity.add_argument_group("distillation: with --distill-steps, each emulator also distilled "
+                                            "(as offsite distill; bundles under OUT/bundles)")
+    distilled.add_argument("--distill-steps", type=int, default=0, metavar="N",
+                           help="optimizer steps (default 0: no distilled rows)")
+    distilled.add_argument("--distill-text", nargs="+", default=list(defaults.corpus), metavar="SOURCE",
+                           help="corpus: bundled sources, text or JSONL files (default: %(default)s)")
+    distilled.add_argument("--distill-lr", type=float, default=defaults.lr, help="default %(default)s")
+    distilled.add_argument("--distill-batch-size", type=int, default=defaults.batch_size, help="default %(default)s")
+    distilled.add_argument("--distill-block-size", type=int, default=defaults.block_size, help="default %(default)s")
+    distilled.add_argument("--distill-held-out", type=int, default=defaults.held_out, help="default %(default)s")
+    distilled.add_argument("--distill-eval-every", type=int, default=defaults.eval_every, help="default %(default)s")
     fidelity.add_argument("--out", required=True, help="table directory (reused cells are kept)")
     fidelity.set_defaults(func=run)
 
@@ -48,6 +61,10 @@ def run(args: argparse.Namespace) -> None:
         similarity=similarity_source(args),
         similarity_file=args.similarity,
         fidelity=fidelity_config(args),
+        distillation=None if args.distill_steps == 0 else DistillSettings(
+            corpus=tuple(args.distill_text), steps=args.distill_steps, lr=args.distill_lr,
+            batch_size=args.distill_batch_size, block_size=args.distill_block_size, held_out=args.distill_held_out,
+            eval_every=args.distill_eval_every),
     )
     result = run_fidelity_table(config, args.out)
     print(result["table"])

@@ -3,7 +3,9 @@
 Every cell (one strategy at one ``keep``) is planned from the calibration samples and measured on the held-out
 samples while the base model runs as that emulator; nothing is written but one small JSON file per cell under
 ``cells/``, so a stopped run continues where it stopped. The full model is measured once. Calibration samples
-and held-out samples are disjoint by default (a task's train split; a fixed text and the validation split).
+and held-out samples are disjoint by default (a task's train split; a fixed text and the validation split). With
+``distillation``, each emulator is also written as a bundle under ``bundles/``, distilled against the full model
+(as ``offsite distill`` does, with the held-out task's questions left out of the corpus) and measured again.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..emulator.create import strategy_inputs
-from ..emulator.strategies import AdapterSpec, SimilaritySource, StrategySpec, plan_layer_map
+from ..emulator import load_bundle
+from ..emulator.create import strategy_inputs, write_bundle
+from ..emulator.strategies import AdapterSpec, SimilaritySource, StrategyResult, StrategySpec, plan_layer_map
+from ..emulator.summary import is_bundle
 from ..emulator.view import emulator_view
 from ..errors import OffsiteError
 from ..evaluate.fidelity import FidelityConfig, held_out, model_figures
 from ..models import load_model, num_layers
 from ..paths import atomic_path, claim_directory, read_json, write_json
+from ..train.distill import distill
+from .config import DistillSettings
 
 # Every strategy, and the variants of CRaSh the authors' code has, besides ours.
 DEFAULT_STRATEGIES = (
@@ -44,7 +50,8 @@ BULKY = ("cka", "importance", "similarity", "strategy_spec")
 @dataclass(frozen=True)
 class FidelityTableConfig:
     """Strategies (each may name its own adapter) at each of ``keeps``; calibration samples, or CKA and importance
-    from a ``similarity_file`` of ``offsite analyze``; held-out samples."""
+    from a ``similarity_file`` of ``offsite analyze``; held-out samples; ``distillation`` (None: none) adds each
+    emulator distilled."""
 
     model: str = "smollm2-135m"
     strategies: tuple[StrategySpec, ...] = tuple(StrategySpec.parse(s) for s in DEFAULT_STRATEGIES)
@@ -53,6 +60,7 @@ class FidelityTableConfig:
     similarity: SimilaritySource = field(default_factory=SimilaritySource)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     similarity_file: str | None = None
+    distillation: DistillSettings | None = None
 
     def __post_init__(self) -> None:
         titles = [spec.title for spec in self.strategies]
@@ -102,11 +110,15 @@ class FidelityTable:
 
         return self.cell("full", measure)
 
+    def plan(self, spec: StrategySpec, keep: int) -> StrategyResult:
+        model, _ = self.base()
+        depth = num_layers(model)
+        return plan_layer_map(spec, self._inputs, depth, (spec.adapter or self.config.adapter).resolve(depth), keep)
+
     def emulator(self, spec: StrategySpec, keep: int) -> dict[str, Any]:
         def measure() -> dict[str, Any]:
             model, tokenizer = self.base()
-            depth = num_layers(model)
-            plan = plan_layer_map(spec, self._inputs, depth, (spec.adapter or self.config.adapter).resolve(depth), keep)
+            plan = self.plan(spec, keep)
             with emulator_view(model, plan.layer_map) as emulator:
                 figures = model_figures(emulator, tokenizer, self._samples, self.config.fidelity.batch_size)
             self.log(f"   {plan.layer_map.describe()}")
@@ -116,6 +128,28 @@ class FidelityTable:
                     "calibration": plan.details.get("similarity")}
 
         return self.cell(f"{spec.slug}-keep{keep}", measure)
+
+    def distilled(self, spec: StrategySpec, keep: int) -> dict[str, Any]:
+        """The emulator of ``spec`` at ``keep`` written as a bundle, distilled, and measured on the held-out samples."""
+        name = f"{spec.slug}-keep{keep}-distilled"
+
+        def measure() -> dict[str, Any]:
+            model, tokenizer = self.base()
+            plain, out = self.out / "bundles" / f"{spec.slug}-keep{keep}", self.out / "bundles" / name
+            if not is_bundle(plain):
+                write_bundle(model, tokenizer, self.plan(spec, keep), plain, self.config.model)
+            settings = self.config.distillation.distill_config(str(plain), str(out), self.config.model,
+                                                                (self.config.fidelity.task,))
+            if not distill(settings).completed:
+                raise OffsiteError(f"the distillation of {plain} stopped early; run the table again to resume")
+            bundle = load_bundle(out)
+            figures = model_figures(bundle.model, bundle.tokenizer, self._samples, self.config.fidelity.batch_size)
+            record = bundle.manifest["distillation"]
+            return {"strategy": spec.title, "keep": keep, "distilled": True, "figures": figures,
+                    "distillation": {key: record[key] for key in ("steps", "selected_step", "held_out_perplexity",
+                                                                  "seconds_per_step", "corpus")}}
+
+        return self.cell(name, measure)
 
 
 def _cell_text(figures: dict[str, Any]) -> str:
@@ -127,14 +161,16 @@ def _cell_text(figures: dict[str, Any]) -> str:
     return " / ".join(parts)
 
 
-def table_markdown(config: FidelityTableConfig, full: dict[str, Any], cells: dict[tuple[str, int], dict]) -> str:
-    """Strategies as rows, keeps as columns, each cell "perplexity / accuracy %", settings stated below."""
+def table_markdown(config: FidelityTableConfig, full: dict[str, Any], cells: dict[tuple[str, int, bool], dict]) -> str:
+    """Strategies (then each distilled, with ``distillation``) as rows, keeps as columns, each cell "perplexity /
+    accuracy %", settings stated below; ``cells`` by (strategy, keep, distilled)."""
     header = ["strategy", *(f"keep {keep}" for keep in config.keeps)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.append("| full model | " + " | ".join(_cell_text(full["figures"]) for _ in config.keeps) + " |")
     for spec in config.strategies:
-        row = [_cell_text(cells[(spec.title, keep)]["figures"]) for keep in config.keeps]
-        lines.append(f"| `{spec.title}` | " + " | ".join(row) + " |")
+        for distilled in (False, True) if config.distillation else (False,):
+            row = [_cell_text(cells[(spec.title, keep, distilled)]["figures"]) for keep in config.keeps]
+            lines.append(f"| `{spec.title}`{' distilled' if distilled else ''} | " + " | ".join(row) + " |")
     held = full["held_out"]
     if "text_file" in held:
         text = f"the first {held['text_chars']:,} characters of {held['text_file']}"
@@ -149,6 +185,11 @@ def table_markdown(config: FidelityTableConfig, full: dict[str, Any], cells: dic
         f"(prompt + gold answer; {source.pooling} pooling, first {source.skip_first} token(s) skipped; loss-based "
         f"measures on the first {source.loss_limit}).",
     ]
+    if config.distillation is not None:
+        d = config.distillation
+        notes.append(f"Distilled: {d.steps} steps of {d.batch_size} blocks of {d.block_size} tokens of "
+                     f"{', '.join(d.corpus)} (lr {d.lr:g}; the step with the lowest perplexity on {d.held_out} "
+                     "held-out blocks kept), against the full model.")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
@@ -158,7 +199,10 @@ def run_fidelity_table(
     """Measure every missing cell and write ``table.md`` and ``results.json`` into ``out``."""
     table = FidelityTable(config, out, log)
     full = table.full()
-    cells = {(spec.title, keep): table.emulator(spec, keep) for spec in config.strategies for keep in config.keeps}
+    cells = {(spec.title, keep, False): table.emulator(spec, keep) for spec in config.strategies for keep in config.keeps}
+    if config.distillation is not None:
+        cells.update({(spec.title, keep, True): table.distilled(spec, keep)
+                      for spec in config.strategies for keep in config.keeps})
     markdown = table_markdown(config, full, cells)
     with atomic_path(Path(out) / "table.md") as tmp:
         tmp.write_text(markdown, encoding="utf-8")
