@@ -163,11 +163,16 @@ def test_parts_deal_emulator_groups_in_a_snake_and_together_hold_every_cell_once
 def test_parts_measured_apart_make_the_table_without_loading_anything(setup, tmp_path, monkeypatch):
     config = config_for(setup, keep=[1, 2], results_dir=str(tmp_path / "results"))
     first = measure_part(config, tmp_path / "out1", Part(1, 2), log=lambda line: None)
+    assert not (tmp_path / "results" / "table.md").exists()  # a part writes no table
+    # Tables of the cells measured so far: part 2's cells are missing, and nothing is measured for them.
+    partial = run_experiment(config, tmp_path / "out1", log=lambda line: None, measure=False)
+    assert partial["records"] == first and len(partial["missing"]) == 6
+    assert {cell.emulator.strategy for cell in partial["missing"]} == {"uniform", "crash"}
+    assert partial["table"].startswith("**Partial: 8 of 14 cells measured so far**")
     second = measure_part(config, tmp_path / "out2", Part(2, 2), log=lambda line: None)
     # Groups in order: uniform keep 1, uniform keep 2, crash keep 1, crash keep 2; dealt 1, 2, 2, 1.
     assert {(r["strategy"], r["keep"]) for r in first} == {(None, None), ("uniform", 1), ("crash", 2)}
     assert {(r["strategy"], r["keep"]) for r in second} == {("uniform", 2), ("crash", 1)}
-    assert not (tmp_path / "results" / "table.md").exists()
 
     def refuse(*args, **kwargs):
         raise AssertionError("a part's cell was measured again")
@@ -176,7 +181,7 @@ def test_parts_measured_apart_make_the_table_without_loading_anything(setup, tmp
         monkeypatch.setattr(module, name, refuse)
     whole = run_experiment(config, tmp_path / "out3", log=lambda line: None)
     assert sorted(whole["records"], key=json.dumps) == sorted(first + second, key=json.dumps)
-    assert len(whole["records"]) == 2 + 4 * 3 and (tmp_path / "results" / "table.md").is_file()
+    assert len(whole["records"]) == 2 + 4 * 3 and not whole["missing"] and "Partial" not in whole["table"]
 
 
 def config_for_dict(config, **overrides):

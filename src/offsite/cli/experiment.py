@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import OffsiteError
 from ..experiment import Part, load_experiment_config, measure_part, run_experiment
 
 
@@ -25,17 +26,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "write no table: run N parts at once, in processes or on machines sharing the results_dir (or copy their "
         "cells/ into one), then once more without --part for the tables",
     )
+    experiment.add_argument(
+        "--tables-only", action="store_true",
+        help="measure nothing: write the tables, charts and reading of the cells measured so far (a study still "
+        "running, or parts not all done)",
+    )
     experiment.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
     config = load_experiment_config(args.config)
+    if args.part is not None and args.tables_only:
+        raise OffsiteError("--part measures a share of the cells and --tables-only measures none; give one of them")
     if args.part is not None:
         part = Part.parse(args.part)
         records = measure_part(config, args.out, part)
         print(f"part {part}: {len(records)} cells in {config.results_dir or args.out}/cells; once every part "
               "is done, run again without --part for the tables")
         return
-    result = run_experiment(config, args.out)
+    result = run_experiment(config, args.out, measure=not args.tables_only)
     print(result["table"])
-    print(f"wrote {result['results_dir']}/table.md, results.json, chart.png, emulators.png and cells/")
+    print(f"wrote {result['results_dir']}/table.md, results.json, chart.png, emulators.png and cells/"
+          + (f" ({len(result['missing'])} cells not measured yet)" if result["missing"] else ""))

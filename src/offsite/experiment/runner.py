@@ -108,16 +108,25 @@ class Experiment:
                 cells += [Cell(task, merged_row(method), emulator) for method in config.merge]
         return cells
 
+    def stored(self, cell: Cell) -> dict[str, Any] | None:
+        """The record of ``cell`` from its file, None when it has not been measured. A file measured with other
+        settings is refused."""
+        path = self.cell_file(cell)
+        if not path.is_file():
+            return None
+        record = read_json(path, "experiment cell")
+        if not isinstance(record, dict) or record.get("identity") != self.config.cell_identity(cell):
+            raise OffsiteError(f"{path} was measured with other settings than this config's; move it away or "
+                               "set another results_dir")
+        return record
+
     def result(self, cell: Cell) -> dict[str, Any]:
-        """The record of ``cell``: read from its file, or measured and written. A file measured with other
-        settings is refused, never overwritten."""
-        path, identity = self.cell_file(cell), self.config.cell_identity(cell)
-        if path.is_file():
-            record = read_json(path, "experiment cell")
-            if not isinstance(record, dict) or record.get("identity") != identity:
-                raise OffsiteError(f"{path} was measured with other settings than this config's; move it away or "
-                                   "set another results_dir")
+        """The record of ``cell``: read from its file, or measured and written (a file measured with other
+        settings is refused, never overwritten)."""
+        record = self.stored(cell)
+        if record is not None:
             return record
+        path, identity = self.cell_file(cell), self.config.cell_identity(cell)
         with self._rows[cell.row](cell) as (model, tokenizer, details):
             what = f" ({self.config.label(cell.emulator)})" if cell.emulator else ""
             self.log(f"== score: {cell.row}{what} on {cell.task}{f' seed {cell.seed}' if cell.seed is not None else ''}")
@@ -223,19 +232,30 @@ def measure_part(config: ExperimentConfig, out: str | os.PathLike, part: Part,
     return Experiment(config, out, log).run(part)
 
 
-def run_experiment(config: ExperimentConfig, out: str | os.PathLike, log: Callable[[str], None] = print) -> dict:
+def run_experiment(config: ExperimentConfig, out: str | os.PathLike, log: Callable[[str], None] = print,
+                   measure: bool = True) -> dict:
     """Run (or continue) the experiment. Into its results directory: ``table.md`` (Table 1, the emulator-choice
     table per task and the reading), ``results.json``, ``chart.png`` (the protocol's rows) and ``emulators.png``
-    (what a model owner reads to choose an emulator); ``landscapes/`` under ``out`` when the config asks."""
+    (what a model owner reads to choose an emulator); ``landscapes/`` under ``out`` when the config asks. Without
+    ``measure``, the tables and charts show the cells measured so far (a study still running) and nothing else is
+    done; ``missing`` lists the others."""
     from ..report.experiment_plots import save_emulator_choice_chart, save_protocol_chart
     from .reading import reading
     from .summary import summarize
     from .table import choice_markdown, table_markdown
 
     experiment = Experiment(config, out, log)
-    records = experiment.run()
+    if measure:
+        records, missing = experiment.run(), []
+    else:
+        stored = {cell: experiment.stored(cell) for cell in experiment.cells()}
+        records = [record for record in stored.values() if record is not None]
+        missing = [cell for cell, record in stored.items() if record is None]
     summaries = summarize(records, config)
     sections = [table_markdown(summaries, config)]
+    if missing:
+        sections.insert(0, f"**Partial: {len(records)} of {len(records) + len(missing)} cells measured so far**; a blank is a cell "
+                           "not measured yet, and the reading covers only what is measured.\n")
     for summary in summaries:
         sections.append(f"## {get_task(summary.task).name}: choosing an emulator\n\n{choice_markdown(summary, config)}")
         sections.append("\n\n".join(reading(summary)) + "\n")
@@ -247,6 +267,6 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, log: Callab
     write_json(results / "results.json", {"config": config.to_json(), "cells": records, "summary": plain})
     save_protocol_chart(plain, results / "chart.png")
     save_emulator_choice_chart(plain, results / "emulators.png")
-    if config.landscape is not None:
+    if config.landscape is not None and measure:
         experiment.landscapes()
-    return {"table": table, "summaries": summaries, "records": records, "results_dir": results}
+    return {"table": table, "summaries": summaries, "records": records, "results_dir": results, "missing": missing}
