@@ -10,7 +10,7 @@ from ..demo import run_demo
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo",
-        help="CKA map, uniform and CRaSh emulators, fine-tuning, plug-in and the five rows, as an HTML report",
+        help="CKA map, a uniform emulator plain and distilled, fine-tuning, plug-in and the five rows, as an HTML report",
     )
     demo.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
     demo.set_defaults(func=run)
