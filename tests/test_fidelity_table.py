@@ -70,6 +70,7 @@ def test_distilled_rows_are_measured_on_the_distilled_bundle(files, tmp_path, ca
     plain = json.loads((tmp_path / "t" / "cells" / "uniform-keep2.json").read_text())
     bundle = load_bundle(tmp_path / "t" / "bundles" / "uniform-keep2-distilled")
     assert bundle.manifest["distillation"]["steps"] == cell["distillation"]["steps"] == 3
+    assert bundle.layer_map.to_json() == plain["layer_map"]  # the plain cell's emulator, not planned again
     text = (root / "held_out.txt").read_text()[:300]
     measured = text_perplexity(bundle.model, bundle.tokenizer, text).perplexity
     assert cell["figures"]["perplexity"] == pytest.approx(measured, rel=1e-6)

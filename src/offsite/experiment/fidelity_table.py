@@ -16,14 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..emulator import load_bundle
-from ..emulator.create import strategy_inputs, write_bundle
-from ..emulator.strategies import AdapterSpec, SimilaritySource, StrategyResult, StrategySpec, plan_layer_map
+from ..emulator import load_bundle, save_bundle
+from ..emulator.create import EmulatorConfig, plan_emulator, strategy_inputs
+from ..emulator.layer_map import LayerMap
+from ..emulator.strategies import AdapterSpec, SimilaritySource, StrategySpec
 from ..emulator.summary import is_bundle
 from ..emulator.view import emulator_view
 from ..errors import OffsiteError
 from ..evaluate.fidelity import FidelityConfig, held_out, model_figures
-from ..models import load_model, num_layers
+from ..models import load_model
 from ..paths import atomic_path, claim_directory, read_json, write_json
 from ..train.distill import distill
 from .config import DistillSettings
@@ -110,15 +111,10 @@ class FidelityTable:
 
         return self.cell("full", measure)
 
-    def plan(self, spec: StrategySpec, keep: int) -> StrategyResult:
-        model, _ = self.base()
-        depth = num_layers(model)
-        return plan_layer_map(spec, self._inputs, depth, (spec.adapter or self.config.adapter).resolve(depth), keep)
-
     def emulator(self, spec: StrategySpec, keep: int) -> dict[str, Any]:
         def measure() -> dict[str, Any]:
             model, tokenizer = self.base()
-            plan = self.plan(spec, keep)
+            plan = plan_emulator(model, tokenizer, EmulatorConfig(spec, keep, self.config.adapter), self._inputs)
             with emulator_view(model, plan.layer_map) as emulator:
                 figures = model_figures(emulator, tokenizer, self._samples, self.config.fidelity.batch_size)
             self.log(f"   {plan.layer_map.describe()}")
@@ -129,15 +125,17 @@ class FidelityTable:
 
         return self.cell(f"{spec.slug}-keep{keep}", measure)
 
-    def distilled(self, spec: StrategySpec, keep: int) -> dict[str, Any]:
-        """The emulator of ``spec`` at ``keep`` written as a bundle, distilled, and measured on the held-out samples."""
+    def distilled(self, spec: StrategySpec, keep: int, plain_cell: dict[str, Any]) -> dict[str, Any]:
+        """The emulator of ``plain_cell`` (its :meth:`emulator` cell: the layer map is taken from it, not planned
+        again) written as a bundle, distilled, and measured on the held-out samples."""
         name = f"{spec.slug}-keep{keep}-distilled"
 
         def measure() -> dict[str, Any]:
             model, tokenizer = self.base()
             plain, out = self.out / "bundles" / f"{spec.slug}-keep{keep}", self.out / "bundles" / name
             if not is_bundle(plain):
-                write_bundle(model, tokenizer, self.plan(spec, keep), plain, self.config.model)
+                save_bundle(model, tokenizer, LayerMap.from_json(plain_cell["layer_map"]), plain,
+                            {**plain_cell["details"], "base_model": {"name": self.config.model}})
             settings = self.config.distillation.distill_config(str(plain), str(out), self.config.model,
                                                                 (self.config.fidelity.task,))
             if not distill(settings).completed:
@@ -201,7 +199,7 @@ def run_fidelity_table(
     full = table.full()
     cells = {(spec.title, keep, False): table.emulator(spec, keep) for spec in config.strategies for keep in config.keeps}
     if config.distillation is not None:
-        cells.update({(spec.title, keep, True): table.distilled(spec, keep)
+        cells.update({(spec.title, keep, True): table.distilled(spec, keep, cells[(spec.title, keep, False)])
                       for spec in config.strategies for keep in config.keeps})
     markdown = table_markdown(config, full, cells)
     with atomic_path(Path(out) / "table.md") as tmp:
