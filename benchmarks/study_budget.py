@@ -34,8 +34,8 @@ from accelerate import Accelerator
 
 from offsite.data import load_examples
 from offsite.emulator import load_bundle
-from offsite.emulator.create import strategy_inputs, write_bundle
-from offsite.emulator.strategies import plan_layer_map
+from offsite.emulator.create import EmulatorConfig, plan_emulator, strategy_inputs, write_bundle
+from offsite.emulator.strategies import StrategyInputs, plan_layer_map
 from offsite.evaluate import evaluate_multiple_choice
 from offsite.experiment import ExperimentConfig, load_experiment_config
 from offsite.models import get_blocks, load_model, num_layers
@@ -136,11 +136,12 @@ def at_depth(pair: list[float], depths: list[int], depth: int) -> float:
     return low + (high - low) * (depth - d_low) / (d_high - d_low)
 
 
-def emulator_depths(config: ExperimentConfig, inputs) -> dict[tuple[str, int], int]:
-    depth = num_layers(inputs.model)
-    return {(e.strategy, e.keep): len(plan_layer_map(
-        config.spec(e.strategy), inputs, depth, (config.spec(e.strategy).adapter or config.default_adapter).resolve(depth),
-        e.keep).layer_map.emulator_sources) for e in config.emulators}
+def emulator_depths(config: ExperimentConfig, inputs: StrategyInputs) -> dict[tuple[str, int], int]:
+    """The depth of each strategy's emulator at each size, planned once (a distilled emulator has its plain one's)."""
+    sizes = dict.fromkeys((e.strategy, e.keep) for e in config.emulators)
+    return {(strategy, keep): len(plan_emulator(inputs.model, inputs.tokenizer, EmulatorConfig(
+        config.spec(strategy), keep, config.default_adapter), inputs).layer_map.emulator_sources)
+        for strategy, keep in sizes}
 
 
 def budget(config: ExperimentConfig, units: dict[str, Any]) -> dict[str, float]:
