@@ -142,10 +142,11 @@ class ExperimentConfig:
     samples instead, so each task gets its own clusters (as the CRaSh authors did). ``fidelity``: the held-out
     samples each emulator is measured on against the full model (default: the first task's ``train.select_split``).
     ``metric`` (acc, acc_norm or exact_match; None: each task's harness metric, exact_match for WebQuestions)
-    selects each run's step and scores every row. ``merge`` (methods of :mod:`offsite.train.merge`, two seeds or more) adds, per emulator, the plug-in of the
-    adapter merged from every seed's run. ``results_dir`` (default: the experiment directory) holds one small
-    JSON file per cell, the tables and charts: a directory to commit, from which a stopped experiment continues on
-    another machine. ``landscape`` (None: none) asks for the loss landscapes of the runs.
+    selects each run's step and scores every row. ``merge`` (methods of :mod:`offsite.train.merge`, two seeds or
+    more) adds, per emulator, the plug-in of the adapter merged from every seed's run. ``results_dir`` (default:
+    the experiment directory) holds one small JSON file per cell, the tables and charts: a directory to commit,
+    from which a stopped experiment continues on another machine. ``landscape`` (None: none) asks for the loss
+    landscapes of the runs.
     """
 
     model: str = "smollm2-135m"

@@ -94,11 +94,11 @@ class Experiment:
     def cells(self, part: Part | None = None) -> list[Cell]:
         """Every cell (of ``part`` only, when given), in the order they are measured."""
         config, cells = self.config, []
+        groups = list(dict.fromkeys((emulator.strategy, emulator.keep) for emulator in config.emulators))
         for task in config.tasks:
             if part is None or part.holds(None):
                 cells.append(Cell(task, FULL_ZS))
                 cells += [Cell(task, FULL_FT, None, seed) for seed in config.seeds]
-            groups = list(dict.fromkeys((emulator.strategy, emulator.keep) for emulator in config.emulators))
             for emulator in config.emulators:
                 if part is not None and not part.holds(groups.index((emulator.strategy, emulator.keep))):
                     continue
@@ -254,8 +254,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, log: Callab
     summaries = summarize(records, config)
     sections = [table_markdown(summaries, config)]
     if missing:
-        sections.insert(0, f"**Partial: {len(records)} of {len(records) + len(missing)} cells measured so far**; a blank is a cell "
-                           "not measured yet, and the reading covers only what is measured.\n")
+        sections.insert(0, f"**Partial: {len(records)} of {len(records) + len(missing)} cells measured so far**; "
+                           "a blank is a cell not measured yet, and the reading covers only what is measured.\n")
     for summary in summaries:
         sections.append(f"## {get_task(summary.task).name}: choosing an emulator\n\n{choice_markdown(summary, config)}")
         sections.append("\n\n".join(reading(summary)) + "\n")

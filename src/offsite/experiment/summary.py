@@ -4,7 +4,7 @@ how much of the Full-FT gain its plug-in recovers, and the privacy gap (see :mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from .cells import EMULATOR_FT, EMULATOR_ZS, FULL_FT, FULL_ZS, PLUG_IN, Emulator, merged_row
@@ -18,7 +18,8 @@ GAP = "Privacy gap (Plug-in − Emulator FT)"
 class EmulatorSummary:
     """One emulator on one task. Scores in points of the metric (%); ``gap`` is Plug-in − Emulator FT and
     ``below_full_ft`` Full FT − Emulator FT, both seed by seed; ``gain_share`` is the plug-in's share (%) of the
-    Full-FT gain (None unless that gain exceeds its standard error); ``merged`` the plug-ins of merged adapters by method, ``merged_gain_share`` their shares.
+    Full-FT gain (None unless that gain exceeds its standard error); ``merged`` the plug-ins of merged adapters by
+    method, ``merged_gain_share`` their shares.
     ``parameter_share`` is the bundle's share (%) of the full model's parameters; ``fidelity`` the emulator's
     figures against the full model on held-out samples, as measured when it was built."""
 
@@ -111,18 +112,18 @@ def gain_is_resolved(gain: Estimate | None) -> bool:
     return gain is not None and gain.resolved and gain.mean > 0
 
 
-def _emulator_summary(config: ExperimentConfig, samples: _Samples, emulator: Emulator, full_zs: list[Sample],
+def _emulator_summary(config: ExperimentConfig, samples: _Samples, emulator: Emulator, full: TaskSummary,
                       full_ft: list[Sample]) -> EmulatorSummary:
+    """``emulator``'s rows against the full model's (``full``: its estimates; ``full_ft``: its Full FT samples, to
+    pair seed by seed)."""
     share, fidelity = _bundle_figures(samples.record(EMULATOR_ZS, emulator))
     plug_in, fine_tuned = samples(PLUG_IN, emulator), samples(EMULATOR_FT, emulator)
-    zero_shot_estimate, full_ft_estimate = over_seeds(full_zs), over_seeds(full_ft)
-    gain = paired_difference(full_ft, full_zs)
 
     def share_of_gain(estimate: Estimate | None) -> Estimate | None:
         # A share of a gain within its standard error (or of a loss) would say nothing: none is given.
-        if None in (estimate, zero_shot_estimate, full_ft_estimate) or not gain_is_resolved(gain):
+        if estimate is None or not gain_is_resolved(full.gain):
             return None
-        return gain_share(estimate, zero_shot_estimate, full_ft_estimate)
+        return gain_share(estimate, full.full_zero_shot, full.full_fine_tuned)
 
     merged = {m: over_seeds(samples(merged_row(m), emulator)) for m in config.merge}
     merged = {m: e for m, e in merged.items() if e is not None}
@@ -145,7 +146,8 @@ def summarize(records: Sequence[dict[str, Any]], config: ExperimentConfig) -> li
     for task in config.tasks:
         samples = _Samples(records, task, config.metric_for(task))
         full_zs, full_ft = samples(FULL_ZS, None), samples(FULL_FT, None)
-        emulators = tuple(_emulator_summary(config, samples, e, full_zs, full_ft) for e in config.emulators)
-        summaries.append(TaskSummary(task, config.metric_for(task), over_seeds(full_zs), over_seeds(full_ft),
-                                     paired_difference(full_ft, full_zs), emulators))
+        full = TaskSummary(task, config.metric_for(task), over_seeds(full_zs), over_seeds(full_ft),
+                           paired_difference(full_ft, full_zs), ())
+        emulators = tuple(_emulator_summary(config, samples, e, full, full_ft) for e in config.emulators)
+        summaries.append(replace(full, emulators=emulators))
     return summaries

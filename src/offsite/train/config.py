@@ -26,10 +26,10 @@ class FinetuneConfig:
     ``{"prompt","completion"}`` lines) or a plain-text file; ``eval_task`` defaults to ``task``.
     ``batch_size`` is per process: one optimizer step sees ``batch_size × processes × grad_accum`` sequences.
     ``warmup`` below 1 is a fraction of all steps, otherwise a number of steps. ``select`` (None: the
-    harness's metric of the task, :func:`offsite.data.tasks.harness_metric`, for multiple-choice data, else ``loss``, the answer tokens' log-perplexity) picks the best evaluation among the
-    trained steps (and the untrained adapter, step 0, with ``select_include_init``). ``eval_every``/``save_every``
-    count optimizer steps (``eval_every`` 0: after each epoch). ``stop_after_steps`` stops as if killed (for
-    testing resumption).
+    task's harness metric, :func:`offsite.data.tasks.harness_metric`, for multiple-choice data, else ``loss``, the
+    answer tokens' log-perplexity) picks the best evaluation among the trained steps (and the untrained adapter,
+    step 0, with ``select_include_init``). ``eval_every``/``save_every`` count optimizer steps (``eval_every`` 0:
+    after each epoch). ``stop_after_steps`` stops as if killed (for testing resumption).
     """
 
     source: str
