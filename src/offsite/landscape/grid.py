@@ -31,7 +31,7 @@ class GridDefaults:
 # The line shows a little beyond both ends; the plane the triangle of the three points and half a unit around it.
 # Both defaults put the given points and the midpoints between them on the grid (steps of 0.125 and 0.25). A grid
 # point with 100 ARC-Easy questions costs SmolLM2-135M about 30 CPU-seconds, so the 9×9 plane takes some 40
-# CPU-minutes (20-25 minutes on two free cores) and the 13-point line about 6.
+# CPU-minutes and the 13-point line about 6.
 DEFAULTS = {1: GridDefaults(13, -0.25, 1.25), 2: GridDefaults(9, -0.5, 1.5)}
 
 
