@@ -83,6 +83,7 @@ def test_exact_match_selects_and_agrees_with_the_evaluator(tmp_path, bundle, cho
     expected = evaluate_multiple_choice(emulator.model, emulator.tokenizer, load_examples(str(choices), "validation"),
                                         progress=False).exact_match
     assert first["eval_exact_match"] == pytest.approx(expected)
+    assert first["eval_exact_match"] != first["eval_acc"]  # so a swapped metric would not pass
 
 
 def test_loss_goes_down_and_only_the_adapter_changes(tmp_path, bundle, choices):
