@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 from offsite import OffsiteError
 from offsite.cli import main
@@ -142,6 +143,19 @@ def test_a_stopped_distillation_resumes_to_the_same_bundle(base, tmp_path, capsy
     assert "already holds this distilled bundle" in capsys.readouterr().out and again.model is None
     with pytest.raises(OffsiteError, match=r"other settings \(settings\.lr: 0\.003 -> 0\.001\)"):
         distill(config(source, text, tmp_path / "cut", save_every=4, lr=1e-3), progress=False)
+
+
+def test_a_teacher_the_caller_holds_distils_as_the_named_one_and_another_is_refused(base, tmp_path):
+    root, text = base
+    source = bundle_of(root, UNIFORM, "uniform")
+    named = distill(config(source, text, tmp_path / "named", steps=4), progress=False)
+    held = AutoModelForCausalLM.from_pretrained(root / "model")
+    given = distill(config(source, text, tmp_path / "given", steps=4), progress=False, teacher=held)
+    a, b = named.model.state_dict(), given.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not any(p.requires_grad for p in held.parameters()) and not held.training
+    with pytest.raises(OffsiteError, match="is not the model this bundle was made from"):
+        distill(config(source, text, tmp_path / "other", steps=4), progress=False, teacher=tiny_model("llama", DEPTH, seed=1))
 
 
 def test_cli_distills_and_refuses_another_teacher(base, tmp_path, capsys):

@@ -72,7 +72,7 @@ class Artifacts:
             plain = self.ensure_bundle(replace(emulator, distilled=False), task)
             self.log(f"== distil: {config.label(emulator)}")
             settings = config.distillation.distill_config(str(plain), str(path), config.model, config.tasks)
-            if not distill(settings).completed:
+            if not distill(settings, teacher=self.base()[0]).completed:
                 raise OffsiteError(f"the distillation of {plain} stopped early; run the experiment again to resume")
             return path
         self.log(f"== emulator: {config.label(emulator)}")

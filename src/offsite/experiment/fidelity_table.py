@@ -138,7 +138,7 @@ class FidelityTable:
                             {**plain_cell["details"], "base_model": {"name": self.config.model}})
             settings = self.config.distillation.distill_config(str(plain), str(out), self.config.model,
                                                                 (self.config.fidelity.task,))
-            if not distill(settings).completed:
+            if not distill(settings, teacher=model).completed:
                 raise OffsiteError(f"the distillation of {plain} stopped early; run the table again to resume")
             bundle = load_bundle(out)
             figures = model_figures(bundle.model, bundle.tokenizer, self._samples, self.config.fidelity.batch_size)

@@ -205,13 +205,14 @@ def held_out_scores(
     return {SELECT_METRIC: math.exp(lm_loss / count), "lm_loss": lm_loss / count, "hidden_loss": hidden_loss / count}
 
 
-def load_teacher(bundle: Bundle, model: str | None) -> tuple[str, PreTrainedModel]:
-    """The full model that teaches: ``model``, or the base model the bundle names; refused unless it is the
-    model the bundle was made from."""
+def load_teacher(bundle: Bundle, model: str | None, loaded: PreTrainedModel | None = None) -> tuple[str, PreTrainedModel]:
+    """The full model that teaches: ``model``, or the base model the bundle names (``loaded``, when the caller
+    holds it already, is used instead of loading it again); refused unless it is the model the bundle was made
+    from."""
     name = model or bundle.manifest["base_model"].get("name")
     if not name:
         raise OffsiteError("the bundle does not name its base model; give it with --model")
-    teacher, _ = load_model(name)
+    teacher = loaded if loaded is not None else load_model(name)[0]
     if fingerprint(teacher) != bundle.base_fingerprint:
         raise OffsiteError(f"{name} is not the model this bundle was made from (fingerprints differ)")
     return name, teacher.eval()
@@ -242,14 +243,18 @@ def _finished(out: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
     return manifest
 
 
-def distill(config: DistillConfig, progress: bool = True) -> DistillResult:
+def distill(config: DistillConfig, progress: bool = True, teacher: PreTrainedModel | None = None) -> DistillResult:
     """Distil the emulator of ``config.bundle`` and write the distilled bundle ``config.out``; resume from an
-    interrupted run's checkpoint if there is one. Works unchanged under ``accelerate launch``."""
+    interrupted run's checkpoint if there is one. Works unchanged under ``accelerate launch``.
+
+    ``teacher``: the full model ``config.model`` names, when the caller has it loaded (it is checked against the
+    bundle all the same, and left in eval mode with its gradients off); None loads it.
+    """
     out = Path(config.out)
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
     bundle = load_bundle(config.bundle)
-    teacher_name, teacher = load_teacher(bundle, config.model)
+    teacher_name, teacher = load_teacher(bundle, config.model, teacher)
     corpus, train_blocks, held_out = _corpus_blocks(config, bundle)
     identity = {
         "settings": config.training_settings(),
