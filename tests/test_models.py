@@ -105,6 +105,7 @@ def test_swapped_blocks_puts_back_the_whole_config_and_the_outputs(architecture,
         assert num_layers(model) == 3 and model.config.to_dict() != before_config
     assert model.config.to_dict() == before_config  # Qwen-MoE's mlp_only_layers and sparse step included
     assert list(get_blocks(model)) == blocks
+    assert all(m.layer_idx == i for i, block in enumerate(blocks) for m in block.modules() if hasattr(m, "layer_idx"))
     assert torch.equal(model(**inputs).logits, before_logits)
 
 
@@ -122,8 +123,10 @@ def test_head_logits_apply_the_final_soft_capping(tokenizer):
 def test_set_blocks_refuses_the_same_module_twice():
     model = tiny_model("llama", num_layers=4)
     block = get_blocks(model)[0]
+    before = model.config.to_dict()
     with pytest.raises(ValueError, match="own module object"):
         set_blocks(model, [block, block], [0, 0])
+    assert model.config.to_dict() == before and num_layers(model) == 4  # refused before anything changed
 
 
 def test_bad_layer_index_is_a_clear_error():

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Sequence
 from torch import nn
 from transformers import PretrainedConfig
 
-from .layout import get_blocks, per_layer_config, set_blocks
+from .layout import get_blocks, per_layer_config, place_blocks, set_blocks
 
 
 @contextlib.contextmanager
@@ -26,11 +26,9 @@ def swapped_blocks(model: nn.Module, blocks: Sequence[nn.Module], sources: Seque
     try:
         yield model
     finally:
+        # The saved values themselves, not set_blocks' rewriting of them (Qwen-MoE's dense layers become a list).
         _restore(config, saved, rewritten)
-        set_blocks(model, original, range(len(original)))
-        # set_blocks rewrote the per-layer config in its own form (e.g. Qwen-MoE's dense layers as a list); put
-        # back the original values themselves.
-        _restore(config, saved, rewritten)
+        place_blocks(model, original)
 
 
 def _restore(config: PretrainedConfig, saved: dict[str, Any], keys: Sequence[str]) -> None:

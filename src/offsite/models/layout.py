@@ -165,12 +165,18 @@ def set_blocks(model: nn.Module, blocks: Sequence[nn.Module], sources: Sequence[
     """
     if len(blocks) != len(sources):
         raise ValueError("blocks and sources must have the same length")
-    if len({id(b) for b in blocks}) != len(blocks):
-        raise ValueError("each position needs its own module object (use a tied copy to share weights)")
+    place_blocks(model, blocks)
     config = model.config
     for key, value in per_layer_config(config, sources).items():
         setattr(config, key, value)
     config.num_hidden_layers = len(blocks)
+
+
+def place_blocks(model: nn.Module, blocks: Sequence[nn.Module]) -> None:
+    """Make ``blocks`` the block list of ``model``, each position's ``layer_idx`` set to it; the config is left as
+    it is (:func:`set_blocks` rewrites it too)."""
+    if len({id(b) for b in blocks}) != len(blocks):
+        raise ValueError("each position needs its own module object (use a tied copy to share weights)")
     for position, block in enumerate(blocks):
         for module in block.modules():
             if hasattr(module, "layer_idx"):
