@@ -258,7 +258,7 @@ CASES = [
      ["eval", "model", "--tasks", "gold.jsonl"], r"gold must be the integer index", None),
     ("an unknown task", None, ["eval", "model", "--tasks", "no_such_task"], r"unknown task 'no_such_task'", None),
     ("an unknown split", None, ["eval", "model", "--tasks", "arc_easy", "--split", "no_such_split"],
-     r"no_such_split", None),
+     r"task arc_easy has no split 'no_such_split'; it has: ", None),
     ("a negative adapter layer", None, ["emulate", "model", "--strategy", "uniform", "--keep", "2",
                                         "--adapter-layers=-1,5", "--out", "new"], r"adapter layer -1 is out of range", None),
     ("an adapter layer out of range", None, ["emulate", "model", "--strategy", "uniform", "--keep", "2",
@@ -266,7 +266,7 @@ CASES = [
      None),
     ("a negative keep", None, [*EMULATE, "--keep", "-1", "--out", "new"], r"--keep -1 is not possible", None),
     ("a keep out of range", None, [*EMULATE, "--keep", "99", "--out", "new"], r"--keep 99 is not possible", None),
-    ("a negative limit", None, ["eval", "model", "--tasks", "task.jsonl", "--limit", "-3"], r"limit", None),
+    ("a negative limit", None, ["eval", "model", "--tasks", "task.jsonl", "--limit", "-3"], r"--limit must be at least 1, got -3", None),
     ("a metrics line cut short in the middle", metrics_line_cut_mid_file, FINETUNE,
      r"metrics log run/metrics.jsonl, line 1, is not JSON", None),
     ("a similarity file for another model", similarity_with(_set("cka", [[1.0] * 4] * 4)),
@@ -274,7 +274,7 @@ CASES = [
      r"cka has shape \(4, 4\), expected \(6, 6\)", None),
     ("a similarity file with NaN", similarity_with(lambda d: d["cka"][2].__setitem__(3, float("nan"))),
      [*EMULATE[:3], "crash", *EMULATE[4:], "--similarity", "similarity.json", "--out", "new"], r"NaN", None),
-    ("a missing bundle", None, ["export", "no_bundle", "--out", "new"], r"no_bundle", None),
+    ("a missing bundle", None, ["export", "no_bundle", "--out", "new"], r"bundle not found: no_bundle is not a directory", None),
     ("an unknown option", None, ["eval", "model", "--no-such-option"], r"unrecognized arguments: --no-such-option",
      None),
 ]
@@ -303,10 +303,6 @@ def test_bad_input_ends_in_one_line_and_touches_nothing(template, tmp_path, monk
     if fresh is not None:
         after = {path: digest for path, digest in after.items() if not path.startswith(f"world/{fresh}")}
     assert after == before
-
-
-def test_there_are_at_least_thirty_distinct_cases():
-    assert len({case[0] for case in CASES}) == len(CASES) >= 30
 
 
 def test_force_writes_beside_the_users_files_and_never_over_them(template, tmp_path, monkeypatch, capsys):

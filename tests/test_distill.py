@@ -172,4 +172,5 @@ def test_cli_distills_and_refuses_another_teacher(base, tmp_path, capsys):
     tiny_tokenizer().save_pretrained(other)
     assert main(["distill", str(source), "--out", str(tmp_path / "x"), "--model", str(other), "--text", str(text)]) == 2
     assert "is not the model this bundle was made from" in capsys.readouterr().err
-    assert main(["distill", str(source), "--out", str(tmp_path / "x"), "--steps", "0"]) == 2
+    assert main(["distill", str(source), "--out", str(tmp_path / "x"), "--text", str(text), "--steps", "0"]) == 2
+    assert "--steps must be at least 1, got 0" in capsys.readouterr().err

@@ -17,13 +17,18 @@ def block_similarity(boundaries: list[int], size: int) -> np.ndarray:
     return np.where(block_of[:, None] == block_of[None, :], 0.9, 0.1) + 0.1 * np.eye(size)
 
 
-@pytest.mark.parametrize("num_layers, keep", [(24, 8), (30, 6), (12, 3), (32, 10), (10, 1), (8, 4)])
-def test_uniform_follows_the_offsite_tuning_stride_rule(num_layers, keep):
+# Worked by hand: middle blocks 2..L-3, stride (n-1)/(k-1), index i*stride rounded (24, 8: the paper's list).
+@pytest.mark.parametrize("num_layers, keep, expected", [
+    (24, 8, [2, 5, 7, 10, 13, 16, 18, 21]),
+    (30, 6, [2, 7, 12, 17, 22, 27]),
+    (12, 3, [2, 6, 9]),  # stride 3.5
+    (32, 10, [2, 5, 8, 11, 14, 17, 20, 23, 26, 29]),
+    (10, 1, [2]),
+    (8, 4, [2, 3, 4, 5]),
+])
+def test_uniform_follows_the_offsite_tuning_stride_rule(num_layers, keep, expected):
     adapter = adapter_from_pads(2, 2, num_layers)
     layer_map, details = build_layer_map("uniform", num_layers, adapter, keep)
-    middle = list(range(2, num_layers - 2))
-    stride = (len(middle) - 1) / (keep - 1) if keep > 1 else 0
-    expected = sorted({middle[round(i * stride)] for i in range(keep)})
     assert "clustering" not in details and details["kept_layers"] == expected
     assert [s for s in layer_map.sources if s is not None] == [0, 1, *expected, num_layers - 2, num_layers - 1]
     assert all(s in (p, None) for p, s in enumerate(layer_map.sources))

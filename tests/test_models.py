@@ -141,9 +141,13 @@ def test_fingerprint_tells_models_apart():
     assert fingerprint(tiny_model("llama", seed=0)) != fingerprint(tiny_model("llama", seed=1))
 
 
-@pytest.mark.parametrize("name", ["no-such-model", "/nonexistent/model/dir", "./missing.gguf"])
-def test_unknown_model_is_a_clear_error(name):
-    with pytest.raises(OffsiteError):
+@pytest.mark.parametrize("name, message", [
+    ("no-such-model", r"unknown model 'no-such-model': not an alias \(smollm2-135m, gemma3-270m\), not a local path"),
+    ("/nonexistent/model/dir", r"model path not found: /nonexistent/model/dir"),
+    ("./missing.gguf", r"GGUF file not found: missing.gguf"),
+])
+def test_unknown_model_is_a_clear_error(name, message):
+    with pytest.raises(OffsiteError, match=message):
         load_model(name)
 
 

@@ -141,7 +141,7 @@ def test_a_block_object_at_two_positions_takes_the_per_choice_path(tokenizer):
     blocks = get_blocks(model)
     blocks[2] = blocks[1]  # sharing by reference: one cache slot would be written twice
     assert not supports_prompt_reuse(model)
-    with pytest.raises(OffsiteError):
+    with pytest.raises(OffsiteError, match="KV cache cannot be reused across choices"):
         score_choices(model, tokenizer, EXAMPLES[:1], reuse_prompt=True, progress=False)
     scores = score_choices(model, tokenizer, EXAMPLES[:2], progress=False)
     for example, score in zip(EXAMPLES, scores):

@@ -68,6 +68,20 @@ def mutated_manifests(draw):
     return manifest
 
 
+def test_the_readers_accept_valid_input(tmp_path):
+    """The property tests below accept a reader's own error for any input; a reader that refused everything would
+    pass them, so each valid input here must come back as its value."""
+    layer_map = check_manifest(copy.deepcopy(VALID_MANIFEST), "manifest")
+    assert layer_map.sources == (0, 2, 2, 2, None, 5) and layer_map.adapter_layers == (0, 5)
+    assert read_layer_map(VALID_MANIFEST["layer_map"], LAYERS, "layer map") == layer_map
+    cka = [[1.0 if i == j else 0.5 + 0.01 * (i + j) for j in range(LAYERS)] for i in range(LAYERS)]
+    (tmp_path / "similarity.json").write_text(json.dumps({"cka": cka, "num_layers": LAYERS}))
+    assert read_similarity_file(tmp_path / "similarity.json", LAYERS)[0].tolist() == cka
+    (tmp_path / "task.jsonl").write_text(json.dumps({"prompt": "Q?", "choices": ["a", "b"], "gold": 1}) + "\n")
+    [example] = load_jsonl_examples(tmp_path / "task.jsonl")
+    assert (example.prompt, example.choices, example.gold) == ("Q?", ("a", "b"), 1)
+
+
 def ends_well(read, *args):
     """Run a reader: its own error is fine; any other exception fails the test. Returns the result or None."""
     try:

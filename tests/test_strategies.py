@@ -73,17 +73,24 @@ def test_uniform_with_explicit_kept_layers_is_the_papers_baseline():
     assert paper == stride and paper.kept_layers == (0, 1, 2, 5, 7, 10, 13, 16, 18, 21, 22, 23)
 
 
-def importance(values: list[float]) -> LayerImportance:
-    scores = np.asarray(values, dtype=np.float64)
-    return LayerImportance(scores / 100, scores / 1000, scores, 10.0, 4, 40)
+def importance(influence: list[float], angular: list[float], drop_one: list[float]) -> LayerImportance:
+    return LayerImportance(*(np.asarray(v, dtype=np.float64) for v in (influence, angular, drop_one)), 10.0, 4, 40)
 
 
-@pytest.mark.parametrize("metric", ["drop-one", "influence", "angular"])
-def test_importance_keeps_the_highest_scores_ties_to_the_lower_layer(metric):
-    inputs = StrategyInputs(importance=importance([9, 50, 7, 30, 30, 2, 30, 8]))
-    result = plan_layer_map(f"importance:metric={metric}", inputs, 8, (0, 7), 3)
-    assert result.details["kept_layers"] == [1, 3, 4]  # 50, then two of the three 30s: the lower ones
-    assert plain(result.layer_map) == "0 1 · 3 4 · · 7"
+# Each metric ranks the middle blocks (1..6) differently, so a strategy reading the wrong one keeps other blocks.
+SCORES = importance(influence=[0, 1, 9, 8, 2, 7, 3, 0], angular=[0, 6, 1, 2, 9, 3, 8, 0],
+                    drop_one=[9, 50, 7, 30, 30, 2, 30, 8])
+
+
+@pytest.mark.parametrize("metric, kept, text", [
+    ("drop-one", [1, 3, 4], "0 1 · 3 4 · · 7"),  # 50, then two of the three 30s: the lower ones
+    ("influence", [2, 3, 5], "0 · 2 3 · 5 · 7"),
+    ("angular", [1, 4, 6], "0 1 · · 4 · 6 7"),
+])
+def test_importance_keeps_the_highest_scores_of_its_metric_ties_to_the_lower_layer(metric, kept, text):
+    result = plan_layer_map(f"importance:metric={metric}", StrategyInputs(importance=SCORES), 8, (0, 7), 3)
+    assert result.details["kept_layers"] == kept
+    assert plain(result.layer_map) == text
     assert result.details["importance"]["drop_one_perplexity"] == [9, 50, 7, 30, 30, 2, 30, 8]
 
 
