@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 from finetune_support import make_bundle
 
 from offsite import OffsiteError
@@ -103,7 +104,7 @@ def test_a_merged_run_plugs_in_and_loads_into_the_emulator(setup, tmp_path, caps
     merged = adapter(tmp_path / "m")
     emulator = load_bundle(bundle, adapter=tmp_path / "m" / "adapter.safetensors").model
     assert torch.equal(emulator.model.layers[0].mlp.up_proj.weight, merged["layers.0.mlp.up_proj.weight"])
-    full = plugin(str(root / "model"), tmp_path / "m", tmp_path / "plugged")
-    assert (full / "config.json").is_file()
+    full = AutoModelForCausalLM.from_pretrained(plugin(str(root / "model"), tmp_path / "m", tmp_path / "plugged"))
+    assert torch.equal(full.model.layers[5].mlp.up_proj.weight, merged["layers.5.mlp.up_proj.weight"])
     assert main(["merge", str(runs[0]), "--out", str(tmp_path / "y")]) == 2
     assert "at least two runs" in capsys.readouterr().err
