@@ -80,13 +80,18 @@ def tensor_layers(path) -> set[int]:
 
 def test_bundle_round_trip_and_export(architecture, tokenizer, tmp_path):
     base = tiny_model(architecture, num_layers=6)
+    full = sum(p.numel() for p in base.parameters())
+    dropped = sum(p.numel() for i in (1, 3, 4) for p in get_blocks(base)[i].parameters())
     manifest = save_bundle(base, tokenizer, LAYER_MAP, tmp_path / "bundle", {"strategy": "test"})
     expected = logits(build_emulator(base, LAYER_MAP), tokenizer)
     # Removed block 4 is nowhere; the frozen block 2 is stored once; the adapter holds exactly 0 and 5.
     assert tensor_layers(tmp_path / "bundle" / "emulator.safetensors") == {2}
     assert tensor_layers(tmp_path / "bundle" / "adapter.safetensors") == {0, 5}
     assert manifest["layer_map"]["sources"] == [0, 2, 2, 2, None, 5]
+    # The size a model owner reads: the full model less blocks 1, 3 and 4, block 2 counted once.
+    assert manifest["base_model"]["num_parameters"] == full and manifest["bundle_parameters"] == full - dropped
     bundle = load_bundle(tmp_path / "bundle")
+    assert manifest["bundle_parameters"] == sum(p.numel() for p in bundle.model.parameters())
     assert torch.allclose(logits(bundle.model, tokenizer), expected, atol=1e-6)
     export_bundle(tmp_path / "bundle", tmp_path / "plain")
     plain = AutoModelForCausalLM.from_pretrained(tmp_path / "plain").eval()
