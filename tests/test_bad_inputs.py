@@ -275,6 +275,13 @@ CASES = [
     ("a similarity file with NaN", similarity_with(lambda d: d["cka"][2].__setitem__(3, float("nan"))),
      [*EMULATE[:3], "crash", *EMULATE[4:], "--similarity", "similarity.json", "--out", "new"], r"NaN", None),
     ("a missing bundle", None, ["export", "no_bundle", "--out", "new"], r"bundle not found: no_bundle is not a directory", None),
+    ("an eval output over a user's file", write("results.json", b"mine"), [*EVAL, "--out", "results.json"],
+     r"refusing to write over results.json: the file exists, .* add --force to replace it", None),
+    ("records over the task file", None, [*EVAL, "--records", "task.jsonl"], r"it is the input task.jsonl", None),
+    ("records over a task file in a list", None, ["eval", "bundle", "--tasks", "arc_easy,task.jsonl", "--records",
+                                                  "task.jsonl"], r"it is the input task.jsonl", None),
+    ("records and output at one path", None, [*EVAL, "--out", "r.json", "--records", "r.json"],
+     r"refusing to write to r.json: it is the input r.json", None),
     ("an unknown option", None, ["eval", "model", "--no-such-option"], r"unrecognized arguments: --no-such-option",
      None),
 ]
@@ -321,6 +328,12 @@ def test_force_writes_beside_the_users_files_and_never_over_them(template, tmp_p
     assert (world / "existing" / "precious.txt").read_text() == "the user's"
     assert (world / "existing" / "config.json").is_file() and (world / "existing" / "model.safetensors").is_file()
     assert not [p for p in world.rglob("*.tmp")]
+    # A fine-tuning run forced into a directory holding a metrics log of the user's leaves the log alone.
+    (world / "mine").mkdir()
+    (world / "mine" / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    assert main([*FINETUNE[:4], "--out", "mine", *FINETUNE[6:], "--force"]) == 2
+    assert "mine/metrics.jsonl: it exists and offsite did not write it" in capsys.readouterr().err
+    assert (world / "mine" / "metrics.jsonl").read_text() == '{"step": 1, "loss": 2.0}\n'
 
 
 def test_debug_shows_the_traceback_and_a_bug_says_so(template, tmp_path, monkeypatch, capsys):

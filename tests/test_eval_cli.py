@@ -53,6 +53,11 @@ def test_eval_writes_scores_equal_to_the_library(model_dir, task_file, tmp_path,
     assert result["texts"][str(text)]["num_tokens"] == len(text.read_text())
     printed = capsys.readouterr().out
     assert "acc_norm" in printed and "perplexity" in printed
+    # The same --out again is refused (a single file carries no record of who wrote it), replaced with --force.
+    again = ["eval", str(model_dir), "--tasks", str(task_file), "--limit", "1", "--out", str(out)]
+    assert main(again) == 2 and "add --force to replace it" in capsys.readouterr().err
+    assert json.loads(out.read_text())["limit"] == 2
+    assert main([*again, "--force"]) == 0 and json.loads(out.read_text())["limit"] == 1
 
 
 def test_records_hold_each_examples_scores(model_dir, tmp_path, capsys):

@@ -8,8 +8,10 @@ offsite all wrote (or an empty one) is ever replaced, as rename-old-aside, renam
 file is ever written over an entry offsite did not write. Any other non-empty directory is refused;
 with ``force`` (or within :func:`forcing`, which the CLI's ``--force`` sets) the new entries are added beside its
 files, and a file offsite did not write is never touched.
-The current directory, a directory holding it, and the command's own inputs (or folders holding them) are
-always refused. Temporaries left by a killed process are removed by the next write next to them.
+An existing file is replaced only where a directory record says offsite wrote it, or, outside any recorded
+directory, with ``force`` (the user named that very file). The current directory, a directory holding it, and
+the command's own inputs (or folders holding them) are always refused. Temporaries left by a killed process are
+removed by the next write next to them.
 """
 
 from __future__ import annotations
@@ -90,14 +92,22 @@ def _not_ours(path: Path) -> OffsiteError:
                         "(--force never replaces such a file); choose another --out")
 
 
-def _refuse_foreign(target: Path) -> None:
-    """Refuse to write ``target`` when it is, or lies inside, an entry offsite did not write of a recorded directory
-    (possible only in a directory written with ``force``)."""
+def _recorded_owner(target: Path) -> tuple[Path, bool] | None:
+    """The entry of the nearest recorded directory above ``target`` that holds it, and whether offsite wrote that
+    entry; None when no directory above ``target`` has a record."""
     for directory in target.parents:
         if (directory / RECORD).is_file():
             entry = target.relative_to(directory).parts[0]
-            if entry in _foreign_entries(directory):
-                raise _not_ours(directory / entry)
+            return directory / entry, entry not in _foreign_entries(directory)
+    return None
+
+
+def refuse_foreign(target: str | os.PathLike) -> None:
+    """Refuse to write or delete ``target`` when it is, or lies inside, an entry offsite did not write of a recorded
+    directory (possible only in a directory written with ``force``)."""
+    owner = _recorded_owner(Path(target))
+    if owner is not None and not owner[1]:
+        raise _not_ours(owner[0])
 
 
 def _overlap(target: Path, source: Path) -> str | None:
@@ -143,23 +153,32 @@ def check_output(
     if target.is_dir() and not force and not written_by_offsite(target):
         raise OffsiteError(f"refusing to write to {target}: it is a non-empty directory that offsite did not write; "
                            "name a new one, or add --force to write beside its files (offsite never deletes them)")
+    if target.is_file():
+        refuse_foreign(target)
+        if not force and _recorded_owner(target) is None:
+            raise OffsiteError(f"refusing to write over {target}: the file exists, and outside its own directories "
+                               "offsite cannot tell who wrote it; name a new one, or add --force to replace it")
     return target
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file, or a directory with everything in it, to disk."""
+def _fsync_tree(path: Path) -> None:
+    """Flush a file offsite staged, or a staged directory with everything in it, to disk."""
     paths = [path] if not path.is_dir() else [Path(root) / name for root, dirs, files in os.walk(path)
                                                for name in [*files, *dirs]] + [path]
     for item in paths:
-        if item.is_symlink():
-            continue
-        descriptor = os.open(item, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        except OSError:  # some systems cannot flush a directory; its entries are flushed already
-            pass
-        finally:
-            os.close(descriptor)
+        if not item.is_symlink():
+            _fsync(item)
+
+
+def _fsync(path: Path) -> None:
+    """Flush one file, or one directory's own entries (a rename in it), to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    except OSError:  # some systems cannot flush a directory; its entries are flushed already
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _write_record(directory: Path, entries: Iterable[str] | str, foreign: Iterable[str] = ()) -> None:
@@ -204,7 +223,7 @@ def _commit_directory(staged: Path, target: Path, force: bool, work: Path) -> No
     entries = {p.name for p in staged.iterdir()}
     if not target.exists() or written_by_offsite(target):
         _write_record(staged, entries)
-        _fsync(staged)
+        _fsync_tree(staged)
         _replace_entry(staged, target, work / ".replaced")
         return
     check_output(target, force=force)  # a non-empty directory offsite did not write: only with force
@@ -212,7 +231,7 @@ def _commit_directory(staged: Path, target: Path, force: bool, work: Path) -> No
     clashes = sorted(entries & foreign)
     if clashes:
         raise _not_ours(target / clashes[0])
-    _fsync(staged)
+    _fsync_tree(staged)
     for name in sorted(entries):
         _replace_entry(staged / name, target / name, work / f".replaced-{name}")
     _write_record(target, _present_entries(target) - foreign, foreign)
@@ -229,7 +248,7 @@ def atomic_path(
     """
     target = Path(target)
     check_output(target, inputs, force, directory=not target.is_file())
-    _refuse_foreign(target)
+    refuse_foreign(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     _sweep_temporaries(target.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
@@ -239,7 +258,7 @@ def atomic_path(
         if staged.is_dir():
             _commit_directory(staged, target, force, work)
         else:
-            check_output(target, directory=False)
+            check_output(target, force=force, directory=False)
             _fsync(staged)
             os.replace(staged, target)
         _fsync(target.parent)
@@ -257,7 +276,7 @@ def claim_directory(
     unless ``force``, and then its entries are recorded as not offsite's: nothing is ever written over them.
     """
     target = check_output(target, inputs, force)
-    _refuse_foreign(target)
+    refuse_foreign(target)
     target.mkdir(parents=True, exist_ok=True)
     _sweep_temporaries(target)
     record = _record(target)

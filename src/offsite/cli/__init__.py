@@ -27,6 +27,7 @@ COMMAND_MODULES = ["inspect", "analyze", "emulate", "fidelity", "finetune", "eva
 
 # Subcommands whose --out names a file (the others write a directory).
 FILE_OUTPUTS = ("eval",)
+OUTPUT_OPTIONS = ("out", "records")  # checked against the inputs before any work
 FORCE_HELP = ("write into an existing directory that offsite did not write, beside its files (they are never "
               "deleted or replaced)")
 DEBUG_HELP = "on an error, show the Python traceback too (or set OFFSITE_DEBUG=1)"
@@ -56,15 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _input_paths(args: argparse.Namespace) -> list[str]:
-    """Every argument other than ``--out`` that names an existing path: what the command reads."""
-    values = [v for key, value in vars(args).items() if key != "out"
-              for v in (value if isinstance(value, (list, tuple)) else [value])]
-    return [v for v in values if isinstance(v, str) and v and Path(v).exists()]
+    """Every argument other than an output that names an existing path, or a comma-separated list of them
+    (``--tasks a.jsonl,b.jsonl``): what the command reads."""
+    values = [v for key, value in vars(args).items() if key not in OUTPUT_OPTIONS
+              for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, str) and v]
+    return [path for v in values for path in dict.fromkeys([v, *v.split(",")]) if path and Path(path).exists()]
 
 
 def _check_output(args: argparse.Namespace) -> None:
-    if getattr(args, "out", None) is not None:
-        check_output(args.out, _input_paths(args), directory=args.command not in FILE_OUTPUTS)
+    """Refuse a harmful output before any work: each of ``--out`` and ``--records`` against the inputs and each
+    other."""
+    outputs = [(key, getattr(args, key)) for key in OUTPUT_OPTIONS if getattr(args, key, None) is not None]
+    inputs = _input_paths(args)
+    for key, path in outputs:
+        others = [other for name, other in outputs if name != key]
+        directory = key == "out" and args.command not in FILE_OUTPUTS
+        check_output(path, inputs + others, directory=directory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

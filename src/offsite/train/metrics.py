@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OffsiteError
-from ..paths import atomic_path
+from ..paths import atomic_path, refuse_foreign
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -43,6 +43,7 @@ def prepare_metrics(path: Path, resume_step: int | None) -> None:
     """Keep the records a resumed run already logged up to ``resume_step``; a fresh run (None) starts a new log."""
     if not path.is_file():
         return
+    refuse_foreign(path)  # a user's file of that name, in a run directory written with --force
     if resume_step is None:
         path.unlink()
         return
