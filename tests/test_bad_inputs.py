@@ -282,6 +282,13 @@ CASES = [
                                                   "task.jsonl"], r"it is the input task.jsonl", None),
     ("records and output at one path", None, [*EVAL, "--out", "r.json", "--records", "r.json"],
      r"refusing to write to r.json: it is the input r.json", None),
+    ("a merge weight that is not a number", None, ["merge", "run", "run", "--weights", "nan,1", "--out", "m"],
+     r"--weights must be finite, non-negative and not all zero", None),
+    ("a LoRA of rank 0", None, [*FINETUNE[:4], "--out", "new", "--lora", "0"], r"lora.rank must be at least 1, got 0",
+     None),
+    ("a landscape stopped before it starts", None, ["landscape", "model", "--points", "model,run", "--task", "task.jsonl",
+                                                     "--stop-after", "0", "--out", "new"],
+     r"--stop-after must be at least 1, got 0", None),
     ("an unknown option", None, ["eval", "model", "--no-such-option"], r"unrecognized arguments: --no-such-option",
      None),
 ]

@@ -6,6 +6,7 @@ import argparse
 
 import torch
 
+from ..errors import OffsiteError
 from ..landscape import DEFAULTS, LANDSCAPE_FILE, BASE_POINT, LandscapeConfig, landscape
 from ..report.table import format_table
 
@@ -71,6 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.stop_after is not None and args.stop_after < 1:
+        raise OffsiteError(f"--stop-after must be at least 1, got {args.stop_after}")
     config = LandscapeConfig(base=args.base, points=args.points, task=args.task, split=args.split, limit=args.limit,
                              grid=args.grid, range=args.range, labels=args.labels, batch_size=args.batch_size)
     record = landscape(config, args.out, device=args.device, stop_after=args.stop_after)

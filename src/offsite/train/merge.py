@@ -14,6 +14,7 @@ The result is a run directory (``adapter.safetensors`` + ``manifest.json``) that
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -80,8 +81,9 @@ class MergeConfig:
             raise OffsiteError(f"unknown merge method {self.method!r}; choose one of: {', '.join(MERGE_METHODS)}")
         if self.weights is not None and len(self.weights) != len(self.runs):
             raise OffsiteError(f"--weights gives {len(self.weights)} weights for {len(self.runs)} runs")
-        if self.weights is not None and (min(self.weights) < 0 or sum(self.weights) <= 0):
-            raise OffsiteError("--weights must be non-negative and not all zero")
+        if self.weights is not None and (not all(math.isfinite(w) and w >= 0 for w in self.weights)
+                                         or sum(self.weights) <= 0):
+            raise OffsiteError("--weights must be finite, non-negative and not all zero")
 
     def normalised_weights(self) -> tuple[float, ...]:
         weights = self.weights or (1.0,) * len(self.runs)
