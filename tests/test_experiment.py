@@ -274,6 +274,12 @@ def test_strategies_with_their_own_options_and_adapter_per_task_similarity(setup
         ("train: {lr: [1.0e-4, 0]}\n", "train.lr must be a positive number"),
         ("distillation: {stepz: 3}\n", "unknown key 'distillation.stepz'"),
         ("fidelity: {limit: -1}\n", "fidelity sample counts must be 0 or more"),
+        ("tasks: []\n", "at least one task, one strategy and one seed"),
+        ("distillation: {lr: fast}\n", "a value has the wrong type"),
+        ("similarity: {limit: abc}\n", "a value has the wrong type"),
+        ("train: {epochs: x}\n", "a value has the wrong type"),
+        ("train: {batch_size: 0}\n", "--batch-size must be at least 1, got 0"),
+        ("eval: {batch_size: 0}\n", "eval.batch_size and eval.limit must be at least 1"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, text, message):
@@ -281,6 +287,13 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(OffsiteError, match=message):
         load_experiment_config(path)
+
+
+def test_numbers_in_exponent_form_are_numbers(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("train: {lr: [1e-4, 3E-4]}\ndistillation: {lr: 2.5e-5}\n")
+    config = load_experiment_config(path)
+    assert config.train.lrs == (1e-4, 3e-4) and config.distillation.lr == 2.5e-5
 
 
 def test_a_mean_over_seeds_carries_the_seeds_spread_and_the_test_questions_error():

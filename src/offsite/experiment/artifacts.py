@@ -92,12 +92,8 @@ class Artifacts:
             source: dict[str, Any] = {"source": config.model, "full": True, **layers}
         else:
             source = {"source": str(self.ensure_bundle(emulator, task))}
-        return FinetuneConfig(
-            task=task, out=str(self.run_dir(task, seed, emulator, lr)), train_split=train.split,
-            eval_split=train.select_split, limit=train.limit, eval_limit=train.select_limit, epochs=train.epochs,
-            lr=lr, batch_size=train.batch_size, warmup=train.warmup, eval_every=train.eval_every, seed=seed,
-            select=config.metric_for(task), **source,
-        )
+        return train.finetune_config(lr, task=task, out=str(self.run_dir(task, seed, emulator, lr)), seed=seed,
+                                     select=config.metric_for(task), **source)
 
     def ensure_run(self, task: str, seed: int, emulator: Emulator | None) -> tuple[Path, dict[str, Any]]:
         """The run of ``emulator`` (None: the full model) for ``seed``: every learning rate trained unless done,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..errors import OffsiteError
 from ..evaluate.scores import METRICS
 from ..evaluate.fidelity import FidelityConfig
 from ..landscape import BASE_LABEL, BASE_POINT, LandscapeConfig
+from ..train.config import FinetuneConfig
 from ..train.distill import DistillConfig
 from ..train.merge import MERGE_METHODS
 from .cells import EMULATOR_ZS, FULL_ZS, Cell, Emulator
@@ -46,6 +48,14 @@ class TrainSettings:
         if not lrs or min(lrs) <= 0 or len(set(lrs)) < len(lrs):
             raise OffsiteError(f"train.lr must be a positive number or a list of different ones, got {self.lr!r}")
         object.__setattr__(self, "lr", lrs[0] if len(lrs) == 1 else lrs)
+        self.finetune_config(lrs[0])  # a bad value fails here, before anything runs
+
+    def finetune_config(self, lr: float, **run: Any) -> FinetuneConfig:
+        """The fine-tuning run at ``lr`` with these settings; ``run`` gives the rest (source, task, out, seed...)."""
+        return FinetuneConfig(**{"source": "", "task": "", "out": "", **run}, train_split=self.split,
+                              eval_split=self.select_split, limit=self.limit, eval_limit=self.select_limit,
+                              epochs=self.epochs, lr=lr, batch_size=self.batch_size, warmup=self.warmup,
+                              eval_every=self.eval_every)
 
     @property
     def lrs(self) -> tuple[float, ...]:
@@ -93,6 +103,10 @@ class EvalSettings:
     split: str = "test"
     limit: int | None = 500
     batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or (self.limit is not None and self.limit < 1):
+            raise OffsiteError(f"eval.batch_size and eval.limit must be at least 1, got {self.batch_size} and {self.limit}")
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,8 @@ class ExperimentConfig:
     landscape: LandscapeSettings | None = None
 
     def __post_init__(self) -> None:
+        if not self.tasks or not self.strategies or not self.seeds:
+            raise OffsiteError("an experiment needs at least one task, one strategy and one seed")
         specs = tuple(s if isinstance(s, StrategySpec) else StrategySpec.from_config(s) for s in self.strategies)
         object.__setattr__(self, "strategies", specs)
         object.__setattr__(self, "keep", _axis("keep", self.keep, int))
@@ -189,8 +205,6 @@ class ExperimentConfig:
             raise OffsiteError(f"strategy {repeated[0]!r} is listed twice; give one a label")
         if self.similarity_per_task and self.similarity_file:
             raise OffsiteError("similarity_per_task measures on each task's samples; it takes no similarity_file")
-        if not self.tasks or not self.strategies or not self.seeds:
-            raise OffsiteError("an experiment needs at least one task, one strategy and one seed")
         if self.full_ft not in ("adapter", "all"):
             raise OffsiteError(f"full_ft must be 'adapter' or 'all', got {self.full_ft!r}")
         if self.train.select_split == self.eval.split:
@@ -315,7 +329,15 @@ def _section(cls, data: Any, name: str):
 
 
 def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
-    """An :class:`ExperimentConfig` from a parsed YAML mapping (lists become tuples; unknown keys are errors)."""
+    """An :class:`ExperimentConfig` from a parsed YAML mapping (lists become tuples; unknown keys are errors; a value
+    of the wrong type is an :class:`OffsiteError`)."""
+    try:
+        return _experiment_from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise OffsiteError(f"experiment config: a value has the wrong type ({exc})") from None
+
+
+def _experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     if not isinstance(data, dict):
         raise OffsiteError("experiment config must be a YAML mapping")
     known = {f.name for f in fields(ExperimentConfig)}
@@ -342,10 +364,18 @@ def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
                                       "fidelity")
     if data.get("landscape") is not None:
         values["landscape"] = _section(LandscapeSettings, data["landscape"], "landscape")
-    try:
-        return ExperimentConfig(**values)
-    except TypeError as exc:
-        raise OffsiteError(f"experiment config: {exc}") from None
+    return ExperimentConfig(**values)
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML as ``safe_load`` reads it, except that ``1e-4`` is a number (YAML 1.1 wants ``1.0e-4``)."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def load_experiment_config(path: str | os.PathLike) -> ExperimentConfig:
@@ -354,7 +384,7 @@ def load_experiment_config(path: str | os.PathLike) -> ExperimentConfig:
         raise OffsiteError(f"experiment config not found: {path}")
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = yaml.load(handle, Loader=_ConfigLoader)
     except yaml.YAMLError as exc:
         raise OffsiteError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     return experiment_from_dict(data)
