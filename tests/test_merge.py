@@ -7,12 +7,13 @@ import json
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
-from finetune_support import make_bundle
+from finetune_support import make_bundle, quick_config, write_choices
 
 from offsite import OffsiteError
 from offsite.cli import main
 from offsite.emulator import load_adapter, load_bundle, plugin, save_adapter
 from offsite.models.tiny import tiny_model, tiny_tokenizer
+from offsite.train import finetune
 from offsite.train.merge import MergeConfig, merge_runs
 
 
@@ -108,3 +109,7 @@ def test_a_merged_run_plugs_in_and_loads_into_the_emulator(setup, tmp_path, caps
     assert torch.equal(full.model.layers[5].mlp.up_proj.weight, merged["layers.5.mlp.up_proj.weight"])
     assert main(["merge", str(runs[0]), "--out", str(tmp_path / "y")]) == 2
     assert "at least two runs" in capsys.readouterr().err
+    # A merged run is not a fine-tuning run to continue.
+    data = write_choices(tmp_path / "d.jsonl")
+    with pytest.raises(OffsiteError, match="holds a merged adapter, not a fine-tuning run to continue"):
+        finetune(quick_config(bundle, data, tmp_path / "m"), progress=False)

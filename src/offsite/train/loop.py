@@ -98,6 +98,8 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         manifest = read_json(out / MANIFEST, "run manifest")
         if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
             raise OffsiteError(f"{out} holds something other than a fine-tuning run; choose another --out")
+        if "merge" in manifest or "hyperparameters" not in manifest:
+            raise OffsiteError(f"{out} holds a merged adapter, not a fine-tuning run to continue; choose another --out")
         check_identity(_manifest_identity(manifest), identity, out)
         if main:  # a kill just after the manifest was written leaves the checkpoint (and temporaries) behind
             claim_directory(out, inputs=inputs)
