@@ -11,6 +11,7 @@ import pytest
 
 from offsite import OffsiteError
 from offsite.paths import (
+    _HOST,
     RECORD,
     atomic_path,
     check_output,
@@ -128,7 +129,12 @@ def test_temporaries_of_a_killed_process_are_removed_by_the_next_write(tmp_path)
     write_dir(tmp_path / "out", {"a.txt": "y"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     # A live process's temporary is left alone.
-    live = tmp_path / f".x.{os.getpid()}.abcdefgh.tmp"
+    live = tmp_path / f".x.{_HOST}-{os.getpid()}.abcdefgh.tmp"
     live.mkdir()
+    # Another machine's temporary (sharing the directory) is left alone whatever its process number.
+    elsewhere = tmp_path / f".x.{_HOST}x-999999999.abcdefgh.tmp"
+    elsewhere.mkdir()
+    dead_here = tmp_path / f".x.{_HOST}-999999999.abcdefgh.tmp"
+    dead_here.mkdir()
     write_dir(tmp_path / "out", {"a.txt": "z"})
-    assert live.exists()
+    assert live.exists() and elsewhere.exists() and not dead_here.exists()

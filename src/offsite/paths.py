@@ -1,7 +1,7 @@
 """Where offsite keeps its caches, and how it writes files: never over a user's data, never half-written.
 
 Every output goes through this module. A file or directory is written under a temporary sibling
-(``.NAME.PID.XXXXXXXX.tmp``), flushed to disk, then renamed into place. A directory offsite writes gets a record
+(``.NAME.HOST-PID.XXXXXXXX.tmp``), flushed to disk, then renamed into place. A directory offsite writes gets a record
 file (:data:`RECORD`): a directory written whole lists its entries; a directory a resumable command fills bit by
 bit (:func:`claim_directory`) is offsite's except for the entries it found there. Only a directory whose entries
 offsite all wrote (or an empty one) is ever replaced, as rename-old-aside, rename-new-in, delete-old, and no
@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 from contextvars import ContextVar
 from pathlib import Path
@@ -30,7 +31,10 @@ from .errors import OffsiteError
 
 RECORD = ".offsite.json"
 RECORD_FORMAT = "offsite-output"
-_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
+# A temporary names the host and process writing it (.NAME.HOST-PID.XXXXXXXX.tmp), so that a sweep removes only
+# those of dead processes on this machine: several machines may write into one shared results directory.
+_TEMPORARY = re.compile(r"^\..+\.(?:([A-Za-z0-9]*)-)?(\d+)\.[a-z0-9_]{8}\.tmp$")
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())
 _FORCE: ContextVar[bool] = ContextVar("offsite_force", default=False)
 
 
@@ -184,7 +188,7 @@ def _fsync(path: Path) -> None:
 def _write_record(directory: Path, entries: Iterable[str] | str, foreign: Iterable[str] = ()) -> None:
     record = {"format": RECORD_FORMAT, "written_by": "offsite",
               "entries": entries if entries == "*" else sorted(set(entries)), "foreign": sorted(set(foreign))}
-    tmp = directory / f".{RECORD}.{os.getpid()}.record00.tmp"
+    tmp = directory / f"{_temporary_prefix(RECORD)}record00.tmp"
     tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     _fsync(tmp)
     os.replace(tmp, directory / RECORD)
@@ -200,11 +204,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _temporary_prefix(name: str) -> str:
+    return f".{name}.{_HOST}-{os.getpid()}."
+
+
 def _sweep_temporaries(directory: Path) -> None:
-    """Remove the temporaries that killed offsite processes left in ``directory``."""
+    """Remove the temporaries that killed offsite processes of this machine left in ``directory``."""
     for child in directory.iterdir():
         match = _TEMPORARY.match(child.name)
-        if not match or _alive(int(match.group(1))):
+        if not match or match.group(1) not in (None, _HOST) or _alive(int(match.group(2))):
             continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child, ignore_errors=True)
@@ -251,7 +259,7 @@ def atomic_path(
     refuse_foreign(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     _sweep_temporaries(target.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+    work = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target.name), suffix=".tmp", dir=target.parent))
     staged = work / target.name
     try:
         yield staged
@@ -292,7 +300,7 @@ def remove_output(path: str | os.PathLike) -> None:
         return
     if not written_by_offsite(path):
         raise OffsiteError(f"refusing to delete {path}: it holds files that offsite did not write")
-    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    aside = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path.name), suffix=".tmp", dir=path.parent))
     os.rename(path, aside / path.name)
     shutil.rmtree(aside)
 
