@@ -9,8 +9,10 @@ import pytest
 
 from offsite.cli import main
 from offsite.data import load_examples
+from offsite.models import load_model
 from offsite.models.tiny import tiny_model, tiny_tokenizer
 from offsite.similarity import HiddenStateConfig, analyze_similarity, example_texts
+from offsite.similarity.analysis import analysis_texts, layer_cka
 
 PARAGRAPHS = "\n".join(f"Sample number {i}: {'lorem ipsum dolor sit amet ' * (i % 4 + 1)}" for i in range(20))
 
@@ -49,6 +51,12 @@ def test_analyze_writes_json_and_figures(saved_models, text_file, tmp_path, caps
     assert len(data["clusters"]) == 3 and len(data["merges"]) == 3
     assert data["representatives"] == [c[len(c) // 2] for c in data["clusters"]]
     assert (data["pooling"], data["skip_first"], data["num_samples"]) == ("weighted", 2, 12)
+    # The matrix is the one measured with those settings, not only recorded with them.
+    model, tokenizer = load_model(saved_models[0])
+    texts, _ = analysis_texts(text_file=text_file, limit=12)
+    measured = layer_cka(model, tokenizer, texts, HiddenStateConfig("weighted", 2), progress=False)
+    assert np.allclose(cka, measured, atol=1e-6)
+    assert not np.allclose(cka, layer_cka(model, tokenizer, texts, HiddenStateConfig("mean", 1), progress=False), atol=1e-4)
     assert data["model"] == saved_models[0] and data["text_file"] == text_file
     importance = data["importance"]  # measured on the first 64 (here all 12) samples by default
     assert importance["num_samples"] == 12 and importance["perplexity"] > 1
