@@ -221,6 +221,8 @@ CASES = [
     ("pickle renamed to safetensors", pickled_weights, EVAL, r"corrupt or not a safetensors file", None),
     ("truncated GGUF", write("cut.gguf", GGUF_CUT_SHORT), ["info", "cut.gguf"], r"cannot read GGUF file .*cut.gguf: it is truncated", None),
     ("manifest with a missing key", edit_manifest(lambda m: m.pop("layer_map")), EVAL, r"key layer_map is missing", None),
+    ("manifest without its parameter count", edit_manifest(lambda m: m.pop("bundle_parameters")), ["info", "bundle"],
+     r"key bundle_parameters is missing", None),
     ("manifest with a wrong type", edit_manifest(_set("base_model", "num_layers", "six")), EVAL,
      r"base_model.num_layers must be an integer, not str", None),
     ("manifest with a path outside its folder", edit_manifest(_set("files", "../outside.txt", 3)), EVAL,

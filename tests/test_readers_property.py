@@ -32,7 +32,9 @@ VALID_MANIFEST = {
     "format": "offsite-bundle",
     "format_version": 1,
     "layer_map": {"sources": [0, 2, 2, 2, None, 5], "adapter_layers": [0, 5], "copies": []},
-    "base_model": {"fingerprint": "0123456789abcdef", "num_layers": LAYERS},
+    "base_model": {"fingerprint": "0123456789abcdef", "num_layers": LAYERS, "num_parameters": 600},
+    "bundle_parameters": 400,
+    "adapter_parameters": 200,
     "files": {"emulator.safetensors": 10, "adapter.safetensors": 10, "config.json": 2},
     "sha256": {"config.json": "0" * 64},
 }

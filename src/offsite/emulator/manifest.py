@@ -24,7 +24,9 @@ SCHEMA: dict[str, Any] = {
     "format": str,
     "format_version": int,
     "layer_map": {"sources": list, "adapter_layers": list},
-    "base_model": {"fingerprint": str, "num_layers": int},
+    "base_model": {"fingerprint": str, "num_layers": int, "num_parameters": int},
+    "bundle_parameters": int,
+    "adapter_parameters": int,
     "files": dict,
 }
 _TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
