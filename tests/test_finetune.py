@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from finetune_support import make_bundle, quick_config, write_choices
+from transformers import AutoModelForCausalLM
 
 from offsite import OffsiteError
 from offsite.cli import main
@@ -14,7 +15,7 @@ from offsite.data import load_examples
 from offsite.emulator import load_adapter, load_bundle
 from offsite.evaluate import evaluate_multiple_choice
 from offsite.models import get_blocks
-from offsite.models.tiny import tiny_tokenizer
+from offsite.models.tiny import tiny_model, tiny_tokenizer
 from offsite.train import FinetuneConfig, finetune
 from offsite.train.data import collate, epoch_plan, fit, load_split, steps_per_epoch
 from offsite.train.validation import Selection
@@ -66,9 +67,12 @@ def test_completion_and_text_files_train(tmp_path, bundle):
     assert tiny_tokenizer().decode(split.pairs[0][1]) == " 1</s>"  # answer + EOS
     text = tmp_path / "t.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 4)
-    for data in (completions, text):
+    shipped = load_adapter(bundle / "adapter.safetensors")[0]
+    for data, kind in ((completions, "completion"), (text, "text")):
         result = finetune(quick_config(bundle, data, tmp_path / data.stem, epochs=1), progress=False)
-        assert result.manifest["select"] == "loss" and result.manifest["data"]["kind"] in ("completion", "text")
+        assert result.manifest["select"] == "loss" and result.manifest["data"]["kind"] == kind
+        trained = load_adapter(tmp_path / data.stem / "adapter.safetensors")[0]
+        assert any(not torch.equal(trained[k], shipped[k]) for k in shipped)  # the kept step is a trained one
     with pytest.raises(OffsiteError, match="needs multiple-choice"):
         finetune(quick_config(bundle, text, tmp_path / "acc", select="acc"), progress=False)
 
@@ -136,8 +140,6 @@ def test_bitfit_trains_biases_only_and_refuses_models_without_them(tmp_path, cho
 
 
 def test_full_baseline_trains_the_bundles_adapter_layers_or_all_weights(tmp_path, bundle, choices):
-    from offsite.models.tiny import tiny_model
-
     model_dir = tmp_path / "model"
     tiny_model("llama", 6).save_pretrained(model_dir)
     tiny_tokenizer().save_pretrained(model_dir)
@@ -147,7 +149,11 @@ def test_full_baseline_trains_the_bundles_adapter_layers_or_all_weights(tmp_path
     assert set(load_adapter(tmp_path / "full" / "adapter.safetensors")[0]) == set(load_adapter(bundle / "adapter.safetensors")[0])
     everything = finetune(quick_config(model_dir, choices, tmp_path / "all", full=True, all_weights=True, epochs=1),
                           progress=False)
-    assert (tmp_path / "all" / "model" / "config.json").is_file()
+    written = AutoModelForCausalLM.from_pretrained(tmp_path / "all" / "model").state_dict()
+    base = tiny_model("llama", 6).state_dict()
+    # Every weight trains: blocks outside the adapter layers (2) and the embeddings changed too.
+    for name in ("model.layers.2.mlp.up_proj.weight", "model.embed_tokens.weight"):
+        assert not torch.equal(written[name], base[name]), name
     assert everything.manifest["trainable_parameters"] == sum(p.numel() for p in everything.model.parameters())
     with pytest.raises(OffsiteError, match="only go with --full"):
         FinetuneConfig(source=str(bundle), task="arc_easy", out=str(tmp_path / "x"), adapter=(2, 2))
