@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from similarity_support import block_similarity
 
 from offsite import OffsiteError
 from offsite.emulator import adapter_from_pads, build_layer_map, validate_adapter_layers
 from offsite.emulator.layer_map import LayerMap
 from offsite.emulator.strategies.fill import nearest
-
-
-def block_similarity(boundaries: list[int], size: int) -> np.ndarray:
-    """A similarity matrix with high values inside the blocks that start at ``boundaries``, low across."""
-    block_of = np.searchsorted(boundaries, np.arange(size), side="right")
-    return np.where(block_of[:, None] == block_of[None, :], 0.9, 0.1) + 0.1 * np.eye(size)
 
 
 # Worked by hand: middle blocks 2..L-3, stride (n-1)/(k-1), index i*stride rounded (24, 8: the paper's list).

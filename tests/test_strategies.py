@@ -7,6 +7,7 @@ import copy
 
 import numpy as np
 import pytest
+from similarity_support import block_similarity
 
 from offsite import OffsiteError
 from offsite.emulator import build_emulator, build_layer_map
@@ -17,12 +18,6 @@ from offsite.similarity.language_loss import mean_token_nll, token_batches
 
 OPT_ADAPTER = (0, 5, 18, 23)
 OPT_KEPT = "1,2,3,9,12,15,20,22"
-
-
-def block_similarity(boundaries: list[int], size: int) -> np.ndarray:
-    """High similarity inside the runs of layers that start at ``boundaries``, low across."""
-    block_of = np.searchsorted(boundaries, np.arange(size), side="right")
-    return np.where(block_of[:, None] == block_of[None, :], 0.9, 0.1) + 0.1 * np.eye(size)
 
 
 def plain(layer_map) -> str:
