@@ -311,14 +311,20 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """Read a JSON file, turning a missing or corrupt file into an :class:`OffsiteError`."""
+def read_json(path: str | os.PathLike, what: str = "file", keys: Iterable[str] | None = None) -> Any:
+    """Read a JSON file, turning a missing or corrupt file into an :class:`OffsiteError`; with ``keys``, it must
+    be a JSON object holding each of them."""
     path = Path(path)
     if not path.is_file():
         raise OffsiteError(f"{what} not found: {path}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise OffsiteError(f"{what} {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except UnicodeDecodeError:
         raise OffsiteError(f"{what} {path} is not valid JSON (not UTF-8 text)") from None
+    if keys is not None:
+        missing = [key for key in keys if key not in data] if isinstance(data, dict) else ["(a JSON object)"]
+        if missing:
+            raise OffsiteError(f"{what} {path} is not one offsite wrote: it lacks {missing[0]}")
+    return data

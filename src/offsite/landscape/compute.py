@@ -46,7 +46,7 @@ def _saved_evaluations(path: Path, identity: dict[str, Any]) -> dict[Coordinates
     """The grid points a landscape at ``path`` holds already, if it is one of the same points and data."""
     if not path.is_file():
         return {}
-    saved = read_json(path, "landscape")
+    saved = read_json(path, "landscape", ("format", "identity", "evaluations"))
     if saved.get("format") != LANDSCAPE_FORMAT:
         raise OffsiteError(f"{path} is not an offsite landscape; choose another --out")
     check_identity(saved["identity"], identity, path.parent, "a landscape")
@@ -79,7 +79,7 @@ def finished_landscape(out: str | Path, config: LandscapeConfig) -> dict[str, An
     path = Path(out) / LANDSCAPE_FILE
     if not path.is_file():
         return None
-    record = read_json(path, "landscape")
+    record = read_json(path, "landscape", ())
     return record if record.get("complete") and record.get("settings") == config.to_json() else None
 
 

@@ -43,9 +43,9 @@ def locate(spec: str) -> tuple[str, Path | None]:
     if (path / "config.json").is_file():
         return "model", path
     if (path / MANIFEST).is_file():
-        manifest = read_json(path / MANIFEST, "run manifest")
-        if manifest.get("format") == RUN_FORMAT:
-            outputs = manifest["outputs"]
+        manifest = read_json(path / MANIFEST, "run manifest", ())
+        outputs = manifest.get("outputs")
+        if manifest.get("format") == RUN_FORMAT and isinstance(outputs, dict) and {"model", "adapter"} & set(outputs):
             return ("model", path / outputs["model"]) if "model" in outputs else ("adapter", path / outputs["adapter"])
     if path.is_file() and path.suffix == ".safetensors":
         return "adapter", path

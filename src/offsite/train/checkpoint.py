@@ -135,7 +135,8 @@ def check_identity(saved: dict[str, Any], current: dict[str, Any], where: Path, 
 def load_checkpoint(path: str | Path, identity: dict[str, Any]) -> Checkpoint:
     """Read the checkpoint at ``path``, refusing one written by a run with a different ``identity``."""
     path = Path(path)
-    state = read_json(path / "state.json", "checkpoint state")
+    state = read_json(path / "state.json", "checkpoint state", ("format", "identity", "step", "best", "optimizer",
+                                                                "scheduler", "scaler", "losses"))
     if state.get("format") != CHECKPOINT_FORMAT:
         raise OffsiteError(f"{path} is not an offsite checkpoint")
     check_identity(state["identity"], identity, path.parent)
