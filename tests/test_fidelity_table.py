@@ -50,9 +50,13 @@ def test_table_cells_resume_and_match_a_direct_evaluation(files, tmp_path, capsy
     assert main(args) == 0
     assert "== " not in capsys.readouterr().out
     assert before == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "t" / "cells").iterdir()}
-    # Other settings in the same directory are refused.
+    # Fewer strategies and sizes in the same directory: a table of those, from the cells there.
+    assert main([*args[:4], "--keep", "2", *args[8:]]) == 0
+    printed = capsys.readouterr().out
+    assert "== " not in printed and "| `uniform` |" in printed and "crash" not in printed and "keep 4" not in printed
+    # Other measurement settings in the same directory are refused.
     assert main([*args[:-2], "--fidelity-limit", "4", "--out", str(tmp_path / "t")]) == 2
-    assert "other settings" in capsys.readouterr().err
+    assert "measured with other settings (fidelity)" in capsys.readouterr().err
 
 
 def test_distilled_rows_are_measured_on_the_distilled_bundle(files, tmp_path, capsys):
@@ -64,8 +68,17 @@ def test_distilled_rows_are_measured_on_the_distilled_bundle(files, tmp_path, ca
             "--fidelity-text-file", str(root / "held_out.txt"), "--fidelity-text-chars", "300",
             "--distill-steps", "3", "--distill-text", str(corpus), "--distill-batch-size", "2",
             "--distill-block-size", "16", "--distill-held-out", "2", "--distill-eval-every", "1", "--out", str(tmp_path / "t")]
+    # A plain table first; the distilled run in the same directory adds its rows and reuses the plain cells.
+    assert main([*args[:18], *args[-2:]]) == 0
+    plain_cells = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "t" / "cells").iterdir()}
+    assert sorted(plain_cells) == ["full.json", "uniform-keep2.json"] and "== uniform-keep2" in capsys.readouterr().out
     assert main(args) == 0
-    assert "| `uniform` distilled |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| `uniform` distilled |" in printed and "== uniform-keep2\n" not in printed
+    assert all((tmp_path / "t" / "cells" / name).stat().st_mtime_ns == time for name, time in plain_cells.items())
+    # The distillation settings hold for the directory once given.
+    assert main([*args[:19], "4", *args[20:]]) == 2
+    assert "measured with other settings (distillation)" in capsys.readouterr().err
     cell = json.loads((tmp_path / "t" / "cells" / "uniform-keep2-distilled.json").read_text())
     plain = json.loads((tmp_path / "t" / "cells" / "uniform-keep2.json").read_text())
     bundle = load_bundle(tmp_path / "t" / "bundles" / "uniform-keep2-distilled")

@@ -2,7 +2,8 @@
 
 Every cell (one strategy at one ``keep``) is planned from the calibration samples and measured on the held-out
 samples while the base model runs as that emulator; nothing is written but one small JSON file per cell under
-``cells/``, so a stopped run continues where it stopped. The full model is measured once. Calibration samples
+``cells/``, so a stopped run continues where it stopped, and a run asking for other strategies or sizes (or for
+distillation) in the same directory measures only the cells it lacks. The full model is measured once. Calibration samples
 and held-out samples are disjoint by default (a task's train split; a fixed text and the validation split). With
 ``distillation``, each emulator is also written as a bundle under ``bundles/``, distilled against the full model
 (as ``offsite distill`` does, with the held-out task's questions left out of the corpus) and measured again.
@@ -43,7 +44,10 @@ DEFAULT_STRATEGIES = (
     "importance:metric=angular",
     "crash-search",
 )
-CONFIG_FILE = "config.json"
+CONFIG_FILE = "config.json"  # the settings every cell of the directory was measured with
+# What every cell depends on. The strategies and sizes may change from run to run (the table shows those asked
+# for, and cells measured before are reused); distillation settings, once given, hold for every distilled cell.
+MEASURED_WITH = ("model", "adapter", "similarity", "similarity_file", "fidelity")
 # Manifest details too bulky for a cell (the inputs are the same for every cell).
 BULKY = ("cka", "importance", "similarity", "strategy_spec")
 
@@ -83,11 +87,27 @@ class FidelityTable:
 
     def __init__(self, config: FidelityTableConfig, out: str | os.PathLike, log: Callable[[str], None] = print):
         self.config, self.out, self.log = config, claim_directory(out), log
-        saved = self.out / CONFIG_FILE
-        if saved.is_file() and read_json(saved, "fidelity table config") != config.to_json():
-            raise OffsiteError(f"{self.out} holds a fidelity table with other settings; choose another --out")
-        write_json(saved, config.to_json())
+        write_json(self.out / CONFIG_FILE, self._settings())
         self._base = self._inputs = self._samples = None
+
+    def _settings(self) -> dict[str, Any]:
+        """The directory's measurement settings with this run's added; refused where they differ from the saved."""
+        current = self.config.to_json()
+        settings = {key: current[key] for key in (*MEASURED_WITH, "distillation")}
+        path = self.out / CONFIG_FILE
+        if not path.is_file():
+            return settings
+        saved = read_json(path, "fidelity table config", MEASURED_WITH)
+        differing = [key for key in MEASURED_WITH if saved[key] != settings[key]]
+        if saved.get("distillation") is not None:
+            if settings["distillation"] is None:
+                settings["distillation"] = saved["distillation"]
+            elif saved["distillation"] != settings["distillation"]:
+                differing.append("distillation")
+        if differing:
+            raise OffsiteError(f"{self.out} holds a fidelity table measured with other settings "
+                               f"({', '.join(differing)}); choose another --out")
+        return settings
 
     def base(self):
         if self._base is None:
