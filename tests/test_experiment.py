@@ -9,8 +9,10 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
 
 from offsite import OffsiteError
+from offsite.cli import main
 from offsite.experiment import Experiment, experiment_from_dict, load_experiment_config, run_experiment
 from offsite.experiment import Cell, Emulator, EmulatorSummary, Estimate, Part, TaskSummary, artifacts, measure_part
 from offsite.experiment import reading, runner
@@ -182,6 +184,27 @@ def test_parts_measured_apart_make_the_table_without_loading_anything(setup, tmp
     whole = run_experiment(config, tmp_path / "out3", log=lambda line: None)
     assert sorted(whole["records"], key=json.dumps) == sorted(first + second, key=json.dumps)
     assert len(whole["records"]) == 2 + 4 * 3 and not whole["missing"] and "Partial" not in whole["table"]
+
+
+def test_the_cli_writes_the_tables_from_the_cells_and_refuses_bad_parts(study, tmp_path, capsys, monkeypatch):
+    config, _, result, _ = study
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config.to_json()))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--tables-only loaded or computed something")
+
+    for module, name in [(runner, "load_model"), (runner, "evaluate_multiple_choice"), (artifacts, "finetune")]:
+        monkeypatch.setattr(module, name, refuse)
+    command = ["experiment", str(path), "--out", str(tmp_path / "exp")]
+    assert main([*command, "--tables-only"]) == 0
+    printed = capsys.readouterr().out
+    assert result["table"] in printed and "not measured yet" not in printed
+    for extra, message in ((["--part", "1/2", "--tables-only"], "give one of them"),
+                           (["--part", "3/2"], "a part is K/N with 1 <= K <= N (e.g. 1/2), got '3/2'")):
+        assert main([*command, *extra]) == 2 and message in capsys.readouterr().err
+    assert main(["experiment", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "x")]) == 2
+    assert f"experiment config not found: {tmp_path / 'none.yaml'}" in capsys.readouterr().err
 
 
 def config_for_dict(config, **overrides):
