@@ -8,6 +8,8 @@ import html
 import json
 import re
 
+import pytest
+
 from offsite.demo import DemoSettings, run_demo
 from offsite.experiment import reading, summarize
 from offsite.experiment.estimates import format_estimate
@@ -44,6 +46,12 @@ def test_demo_report_embeds_every_figure_and_reruns_from_cache(tmp_path):
     for e in summary.emulators:
         claim = f"Privacy gap of {e.label} (plug-in − emulator alone): {format_estimate(e.gap, True)} points (resolved)"
         assert (html.escape(claim) in page) == e.gap.resolved
+    # And by hand from the cells: each privacy gap, plug-in minus emulator alone (one seed), is on the page.
+    acc = {(c["row"], c["strategy"], c["distilled"]): 100 * c["scores"]["acc"] for c in results["cells"]}
+    for e in summary.emulators:
+        key = (e.emulator.strategy, e.emulator.distilled)
+        gap = acc[("Plug-in", *key)] - acc[("Emulator FT", *key)]
+        assert f"{gap:+.1f} ± " in page and e.gap.mean == pytest.approx(gap)
     # Each emulator's fidelity against the full model, as its bundle records it.
     fidelity = page.split("Fidelity: each emulator")[1].split("</table>")[0]
     assert fidelity.count("<tr>") == 4  # header, full model, uniform, crash
