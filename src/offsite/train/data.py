@@ -15,7 +15,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -150,6 +150,23 @@ def epoch_plan(
         for m in range(micro_batches)
     ]
     return [micro[s : s + grad_accum] for s in range(0, micro_batches, grad_accum)]
+
+
+def step_batches(
+    num_items: int, seed: int, batch_size: int, num_processes: int, grad_accum: int, rank: int,
+    make: Callable[[list[int]], dict[str, torch.Tensor]],
+) -> Callable[[int, int], list[dict[str, torch.Tensor]]]:
+    """``batches(epoch, step)``: process ``rank``'s micro-batches of that optimizer step of :func:`epoch_plan`, each
+    built by ``make`` from its item indices (one epoch's plan is kept at a time)."""
+    plans: dict[int, list] = {}
+
+    def batches(epoch: int, step: int) -> list[dict[str, torch.Tensor]]:
+        if epoch not in plans:
+            plans.clear()
+            plans[epoch] = epoch_plan(num_items, seed, epoch, batch_size, num_processes, grad_accum)
+        return [make(micro[rank]) for micro in plans[epoch][step]]
+
+    return batches
 
 
 def collate(pairs: Sequence[Pair], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:

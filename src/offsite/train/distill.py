@@ -39,7 +39,7 @@ from ..models.fingerprint import fingerprint
 from ..paths import claim_directory, remove_output
 from .checkpoint import check_identity
 from .config import PRECISIONS
-from .data import epoch_plan, steps_per_epoch
+from .data import step_batches, steps_per_epoch
 from .driver import DriveResult, Schedule, TrainingJob, drive, warmup_steps
 from .metrics import read_metrics
 from .validation import Selection
@@ -271,17 +271,11 @@ def distill(config: DistillConfig, progress: bool = True, teacher: PreTrainedMod
     objective = DistillationObjective(bundle.model, teacher, bundle.layer_map, config.lm_weight, config.kd_weight)
     trainable = distillable_parameters(bundle.model, bundle.layer_map)
     optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
-    processes, rank = accelerator.num_processes, accelerator.process_index
+    processes = accelerator.num_processes
     per_epoch = steps_per_epoch(len(train_blocks), config.batch_size, processes, config.grad_accum)
-    plans: dict[int, list] = {}
-
-    def batches(epoch: int, index: int) -> list[dict[str, torch.Tensor]]:
-        if epoch not in plans:
-            plans.clear()
-            plans[epoch] = epoch_plan(len(train_blocks), config.seed, epoch, config.batch_size, processes,
-                                      config.grad_accum)
-        return [{"input_ids": train_blocks[micro[rank]].to(accelerator.device)} for micro in plans[epoch][index]]
-
+    batches = step_batches(len(train_blocks), config.seed, config.batch_size, processes, config.grad_accum,
+                           accelerator.process_index,
+                           lambda items: {"input_ids": train_blocks[items].to(accelerator.device)})
     work = work_dir(out)
     job = TrainingJob(
         accelerator, objective, optimizer,

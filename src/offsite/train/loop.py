@@ -26,7 +26,7 @@ from ..errors import OffsiteError
 from ..paths import atomic_path, check_output, claim_directory, read_json, remove_output, write_json
 from .checkpoint import check_identity
 from .config import FinetuneConfig
-from .data import FinetuneData, collate, epoch_plan, load_finetune_data, steps_per_epoch
+from .data import FinetuneData, collate, load_finetune_data, step_batches, steps_per_epoch
 from .driver import Schedule, TrainingJob, drive, warmup_steps
 from .trainable import Target, adapter_tensors, build_target, set_trainable
 from .validation import Selection, validate
@@ -95,17 +95,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         raise OffsiteError(f"--select {metric} needs multiple-choice evaluation data; use --select loss")
     identity = _identity(config, target, data, accelerator.num_processes)
     if (out / MANIFEST).is_file():
-        manifest = read_json(out / MANIFEST, "run manifest")
-        if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
-            raise OffsiteError(f"{out} holds something other than a fine-tuning run; choose another --out")
-        if "merge" in manifest or "hyperparameters" not in manifest:
-            raise OffsiteError(f"{out} holds a merged adapter, not a fine-tuning run to continue; choose another --out")
-        check_identity(_manifest_identity(manifest), identity, out)
-        if main:  # a kill just after the manifest was written leaves the checkpoint (and temporaries) behind
-            claim_directory(out, inputs=inputs)
-            remove_output(out / CHECKPOINT_DIR)
-        accelerator.print(f"offsite: {out} already holds this finished run")
-        return FinetuneResult(out, True, manifest["steps"], manifest, None)
+        return _finished_run(out, identity, inputs, accelerator)
 
     model = target.model
     if config.gradient_checkpointing:
@@ -115,16 +105,11 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     processes = accelerator.num_processes
     per_epoch = steps_per_epoch(len(data.train.pairs), config.batch_size, processes, config.grad_accum)
     total = per_epoch * config.epochs
-    plans: dict[int, list] = {}
-
-    def batches(epoch: int, index: int) -> list[dict[str, torch.Tensor]]:
-        if epoch not in plans:
-            plans.clear()
-            plans[epoch] = epoch_plan(len(data.train.pairs), config.seed, epoch, config.batch_size, processes,
-                                      config.grad_accum)
-        return [collate([data.train.pairs[i] for i in micro[accelerator.process_index]], target.tokenizer.pad_token_id,
-                        accelerator.device) for micro in plans[epoch][index]]
-
+    batches = step_batches(
+        len(data.train.pairs), config.seed, config.batch_size, processes, config.grad_accum,
+        accelerator.process_index,
+        lambda items: collate([data.train.pairs[i] for i in items], target.tokenizer.pad_token_id, accelerator.device),
+    )
     job = TrainingJob(
         accelerator, model, optimizer,
         get_cosine_schedule_with_warmup(optimizer, warmup_steps(config.warmup, total), total),
@@ -147,6 +132,21 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         remove_output(out / CHECKPOINT_DIR)
     accelerator.wait_for_everyone()
     return FinetuneResult(out, True, total, manifest, target.model.eval())
+
+
+def _finished_run(out: Path, identity: dict[str, Any], inputs: list[str], accelerator: Accelerator) -> FinetuneResult:
+    """The run finished before in ``out``, refused unless it was made with this ``identity``."""
+    manifest = read_json(out / MANIFEST, "run manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
+        raise OffsiteError(f"{out} holds something other than a fine-tuning run; choose another --out")
+    if "merge" in manifest or "hyperparameters" not in manifest:
+        raise OffsiteError(f"{out} holds a merged adapter, not a fine-tuning run to continue; choose another --out")
+    check_identity(_manifest_identity(manifest), identity, out)
+    if accelerator.is_main_process:  # a kill just after the manifest was written leaves the checkpoint behind
+        claim_directory(out, inputs=inputs)
+        remove_output(out / CHECKPOINT_DIR)
+    accelerator.print(f"offsite: {out} already holds this finished run")
+    return FinetuneResult(out, True, manifest["steps"], manifest, None)
 
 
 def _write_outputs(
