@@ -8,6 +8,7 @@ import json
 from ..data.corpus import BUNDLED_SOURCES, CorpusConfig
 from ..report.table import format_table
 from ..train.distill import DistillConfig, distill
+from .training import add_optimizer_arguments, add_run_arguments, config_from_args, stopped_early
 
 EPILOG = """\
 what trains: the emulator's kept blocks that are not adapter blocks (a block shared by several positions is one
@@ -52,66 +53,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     optim = parser.add_argument_group("optimisation (AdamW, cosine schedule)")
     optim.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps (default %(default)s)")
-    optim.add_argument("--batch-size", type=int, default=defaults.batch_size, help="blocks per process (default %(default)s)")
-    optim.add_argument("--grad-accum", type=int, default=defaults.grad_accum, help="default %(default)s")
-    optim.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (default %(default)s)")
-    optim.add_argument("--warmup", type=float, default=defaults.warmup,
-                       help="a fraction of the steps if below 1, else steps (default %(default)s)")
-    optim.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="default %(default)s")
-    optim.add_argument("--max-grad-norm", type=float, default=defaults.max_grad_norm, help="clip (default %(default)s)")
+    add_optimizer_arguments(optim, defaults, batch="blocks")
     optim.add_argument("--lm-weight", type=float, default=defaults.lm_weight, help="default %(default)s")
     optim.add_argument("--kd-weight", type=float, default=defaults.kd_weight, help="default %(default)s")
-    optim.add_argument("--seed", type=int, default=defaults.seed, help="data order (default %(default)s)")
 
     run = parser.add_argument_group("evaluation and checkpoints")
     run.add_argument("--eval-every", type=int, default=defaults.eval_every,
                      help="held-out perplexity every N steps (0: each pass over the text) and at the end "
                      "(default %(default)s)")
-    run.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size, help="default %(default)s")
-    run.add_argument("--select-include-init", action="store_true",
-                     help="the undistilled emulator (step 0) may be kept too (default: trained steps only)")
-    run.add_argument("--save-every", type=int, default=defaults.save_every, help="checkpoint every N steps (default %(default)s)")
-    run.add_argument("--log-every", type=int, default=defaults.log_every, help="default %(default)s")
-    run.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=defaults.mixed_precision,
-                     help="default %(default)s")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--json", action="store_true", help="print the distillation record as JSON")
-    # Stops as if killed after this many steps: for testing that a rerun resumes.
-    parser.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)
+    add_run_arguments(run, defaults, untrained="the undistilled emulator")
     parser.set_defaults(func=run_distill)
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    config = DistillConfig(
-        bundle=args.bundle,
-        out=args.out,
-        model=args.model,
-        corpus=CorpusConfig(tuple(args.text), tuple(args.exclude_task), args.block_size),
-        steps=args.steps,
-        batch_size=args.batch_size,
-        grad_accum=args.grad_accum,
-        lr=args.lr,
-        warmup=args.warmup,
-        weight_decay=args.weight_decay,
-        max_grad_norm=args.max_grad_norm,
-        lm_weight=args.lm_weight,
-        kd_weight=args.kd_weight,
-        held_out=args.held_out,
-        eval_every=args.eval_every,
-        eval_batch_size=args.eval_batch_size,
-        select_include_init=args.select_include_init,
-        seed=args.seed,
-        mixed_precision=args.mixed_precision,
-        save_every=args.save_every,
-        log_every=args.log_every,
-        stop_after_steps=args.stop_after_steps,
-    )
-    result = distill(config, progress=not args.no_progress)
+    corpus = CorpusConfig(tuple(args.text), tuple(args.exclude_task), args.block_size)
+    result = distill(config_from_args(DistillConfig, args, corpus=corpus), progress=not args.no_progress)
     if result.manifest is None:  # stopped early, or not the main process
-        if not result.completed:
-            print(f"offsite: stopped at step {result.step}; run the same command again to resume")
-            return 1
-        return 0
+        return stopped_early(result.completed, result.step)
     record = result.manifest["distillation"]
     if args.json:
         print(json.dumps(record, indent=2))

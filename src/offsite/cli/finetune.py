@@ -11,6 +11,7 @@ from ..report.table import format_table
 from ..train import FinetuneConfig, finetune
 from ..train.config import SELECT_METRICS
 from .emulate import adapter_pads, int_list
+from .training import add_optimizer_arguments, add_run_arguments, config_from_args, stopped_early
 
 FINETUNE_EPILOG = """\
 what trains:
@@ -57,14 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     optim = parser.add_argument_group("optimisation (AdamW, cosine schedule)")
     optim.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
-    optim.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (default %(default)s)")
-    optim.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per process (default %(default)s)")
-    optim.add_argument("--grad-accum", type=int, default=defaults.grad_accum, help="micro-batches per step (default %(default)s)")
-    optim.add_argument("--warmup", type=float, default=defaults.warmup,
-                       help="warmup: a fraction of all steps if below 1, else steps (default %(default)s)")
-    optim.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="default %(default)s")
-    optim.add_argument("--max-grad-norm", type=float, default=defaults.max_grad_norm, help="clip (default %(default)s)")
-    optim.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
+    add_optimizer_arguments(optim, defaults, batch="sequences")
 
     trains = parser.add_argument_group("what trains (default: every weight of the adapter blocks)")
     method = trains.add_mutually_exclusive_group()
@@ -85,19 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="keep the adapter with the best of this on the emulator's validation data (default: the "
                      "task's harness metric for multiple choice, acc, exact_match for WebQuestions; else loss: the "
                      "answer tokens' log-perplexity)")
-    run.add_argument("--select-include-init", action="store_true",
-                     help="the untrained adapter (step 0) may be kept too (default: trained steps only)")
     run.add_argument("--eval-every", type=int, default=defaults.eval_every, help="steps (default: each epoch)")
-    run.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size, help="default %(default)s")
-    run.add_argument("--save-every", type=int, default=defaults.save_every, help="checkpoint every N steps (default %(default)s)")
-    run.add_argument("--log-every", type=int, default=defaults.log_every, help="metrics line every N steps (default %(default)s)")
-    run.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=defaults.mixed_precision,
-                     help="autocast precision (fp16 needs a GPU; default %(default)s)")
     run.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations to save memory")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--json", action="store_true", help="print the run manifest as JSON")
-    # Stops as if killed after this many steps: for testing that a rerun resumes.
-    parser.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)
+    add_run_arguments(run, defaults, untrained="the untrained adapter")
     parser.set_defaults(func=run_finetune)
 
     plug = subparsers.add_parser(
@@ -114,48 +98,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    config = FinetuneConfig(
-        source=args.source,
-        task=args.task,
-        out=args.out,
-        full=args.full,
-        adapter=args.adapter,
-        adapter_layers=args.adapter_layers,
-        bundle=args.bundle,
-        all_weights=args.all_weights,
-        train_split=args.train_split,
-        eval_split=args.eval_split,
-        eval_task=args.eval_task,
-        limit=args.limit,
-        eval_limit=args.eval_limit,
-        max_length=args.max_length,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size,
-        grad_accum=args.grad_accum,
-        warmup=args.warmup,
-        weight_decay=args.weight_decay,
-        max_grad_norm=args.max_grad_norm,
-        seed=args.seed,
-        method="lora" if args.lora is not None else "bitfit" if args.bitfit else "weights",
-        lora_rank=FinetuneConfig.lora_rank if args.lora is None else args.lora,
-        lora_alpha=args.lora_alpha,
-        select=args.select,
-        select_include_init=args.select_include_init,
-        eval_every=args.eval_every,
-        save_every=args.save_every,
-        log_every=args.log_every,
-        mixed_precision=args.mixed_precision,
-        gradient_checkpointing=args.gradient_checkpointing,
-        stop_after_steps=args.stop_after_steps,
-    )
+    lora = args.lora is not None
+    config = config_from_args(FinetuneConfig, args, method="lora" if lora else "bitfit" if args.bitfit else "weights",
+                              lora_rank=args.lora if lora else FinetuneConfig.lora_rank)
     result = finetune(config, progress=not args.no_progress)
     if result.manifest is None:  # stopped early, or not the main process
-        if not result.completed:
-            print(f"offsite: stopped at step {result.step}; run the same command again to resume")
-            return 1
-        return 0
+        return stopped_early(result.completed, result.step)
     manifest = result.manifest
     if args.json:
         print(json.dumps(manifest, indent=2))

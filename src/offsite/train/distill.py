@@ -16,10 +16,9 @@ on a held-out slice of the corpus. The result is an ordinary bundle with the dis
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from ..models import layout_of, load_model
 from ..models.fingerprint import fingerprint
 from ..paths import claim_directory, remove_output
 from .checkpoint import check_identity
-from .config import PRECISIONS
+from .config import RunSettings
 from .data import step_batches, steps_per_epoch
 from .driver import DriveResult, Schedule, TrainingJob, drive, warmup_steps
 from .metrics import read_metrics
@@ -46,61 +45,33 @@ from .validation import Selection
 
 SELECT_METRIC = "perplexity"
 HELD_OUT_SEED = 0  # the held-out slice stays the same whatever the training seed, so runs compare
-# Settings that only change where or how often things are written, not the emulator a run ends with.
-_BOOKKEEPING = ("out", "save_every", "log_every", "stop_after_steps")
 
 
-@dataclass
-class DistillConfig:
+@dataclass(kw_only=True)
+class DistillConfig(RunSettings):
     """One distillation of the bundle ``bundle`` into the bundle ``out``.
 
     ``model`` is the full model that teaches (default: the base model the bundle's manifest names); it must be the
     model the bundle was made from. ``steps`` optimizer steps of ``batch_size × processes × grad_accum`` blocks of
     the corpus; ``held_out`` blocks are set aside to select the step by perplexity (evaluated every ``eval_every``
-    steps, 0: once per pass over the corpus, and at the end). Only trained steps are candidates unless
-    ``select_include_init``. ``warmup`` below 1 is a fraction of the steps, else a number of steps.
+    steps, 0: once per pass over the corpus, and at the end). The shared settings: :class:`RunSettings`.
     """
 
     bundle: str
-    out: str
     model: str | None = None
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     steps: int = 200
     batch_size: int = 4
-    grad_accum: int = 1
-    lr: float = 1e-4
-    warmup: float = 0.0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
     lm_weight: float = 1.0
     kd_weight: float = 30.0
     held_out: int = 32
     eval_every: int = 50
     eval_batch_size: int = 8
-    select_include_init: bool = False
-    seed: int = 0
-    mixed_precision: str = "no"
-    save_every: int = 50
-    log_every: int = 10
-    stop_after_steps: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "held_out", "eval_batch_size", "save_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise OffsiteError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.max_grad_norm <= 0 or min(self.warmup, self.weight_decay, self.eval_every) < 0:
-            raise OffsiteError("--lr and --max-grad-norm must be positive; --warmup, --weight-decay, --eval-every >= 0")
+        self.check_run_settings("steps", "held_out")
         if min(self.lm_weight, self.kd_weight) < 0 or self.lm_weight + self.kd_weight == 0:
             raise OffsiteError("--lm-weight and --kd-weight must be non-negative and not both zero")
-        if self.mixed_precision not in PRECISIONS:
-            raise OffsiteError(f"unknown --mixed-precision {self.mixed_precision!r}; choose one of: {', '.join(PRECISIONS)}")
-
-    def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
-
-    def training_settings(self) -> dict[str, Any]:
-        """Every setting that shapes the distilled emulator: a checkpoint resumes only when these match."""
-        return {k: v for k, v in self.to_json().items() if k not in _BOOKKEEPING}
 
 
 @dataclass
