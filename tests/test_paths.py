@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from offsite.paths import (
     check_output,
     claim_directory,
     remove_output,
+    sha256_of,
     write_json,
     written_by_offsite,
 )
@@ -138,3 +140,9 @@ def test_temporaries_of_a_killed_process_are_removed_by_the_next_write(tmp_path)
     dead_here.mkdir()
     write_dir(tmp_path / "out", {"a.txt": "z"})
     assert live.exists() and elsewhere.exists() and not dead_here.exists()
+
+
+def test_sha256_of_reads_a_file_of_several_blocks_whole(tmp_path):
+    data = os.urandom((1 << 20) * 2 + 12345)  # two full blocks and a partial one
+    (tmp_path / "w.bin").write_bytes(data)
+    assert sha256_of(tmp_path / "w.bin") == hashlib.sha256(data).hexdigest()

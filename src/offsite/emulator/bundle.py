@@ -20,7 +20,6 @@ initialisation), removed blocks are never materialised, and each tensor is read 
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.metadata
 import os
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from ..errors import OffsiteError
 from ..models import LAYOUTS, get_blocks, layout_of, set_blocks
 from ..models.fingerprint import fingerprint
-from ..paths import atomic_path, check_output, read_json, write_json
+from ..paths import atomic_path, check_output, read_json, sha256_of, write_json
 from .adapter import apply_adapter, block_state, check_tensor, load_adapter, read_safetensors, save_adapter
 from .build import build_emulator
 from .layer_map import LayerMap
@@ -83,18 +82,10 @@ def _copy_state(model: PreTrainedModel, layer_map: LayerMap) -> dict[str, torch.
     return {COPY_PREFIX + k.removeprefix("layers."): v for k, v in block_state(model, copied, copied).items()}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _file_records(directory: Path) -> tuple[dict[str, int], dict[str, str]]:
     """Size and SHA-256 of every file in ``directory``, by name."""
     files = [p for p in sorted(directory.iterdir()) if p.is_file()]
-    return {p.name: p.stat().st_size for p in files}, {p.name: _sha256(p) for p in files}
+    return {p.name: p.stat().st_size for p in files}, {p.name: sha256_of(p) for p in files}
 
 
 def save_bundle(
@@ -180,7 +171,7 @@ def _check_files(path: Path, manifest: dict[str, Any]) -> None:
             raise OffsiteError(f"bundle {path}: {name} is {actual} bytes but the manifest says {size} "
                                "(truncated, corrupt or altered)")
         digest = manifest.get("sha256", {}).get(name)
-        if digest is not None and _sha256(file) != digest:
+        if digest is not None and sha256_of(file) != digest:
             raise OffsiteError(f"bundle {path}: {name} does not match the SHA-256 in its manifest "
                                "(corrupt or altered)")
 

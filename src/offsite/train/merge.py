@@ -26,7 +26,7 @@ from ..emulator.adapter import adapter_layers_of, load_adapter
 from ..emulator.bundle import versions
 from ..emulator.plugin import adapter_path
 from ..errors import OffsiteError
-from ..paths import atomic_path, write_json
+from ..paths import atomic_path, sha256_of, write_json
 from .loop import ADAPTER_FILE, MANIFEST, RUN_FORMAT
 
 Tensors = dict[str, torch.Tensor]
@@ -114,10 +114,6 @@ def load_matching_adapters(runs: Sequence[str]) -> tuple[list[Tensors], str]:
     return adapters, fingerprints[0]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def merge_runs(config: MergeConfig) -> dict:
     """Merge the adapters of ``config.runs`` by ``config.method`` and write the run directory ``config.out``;
     return its manifest."""
@@ -136,7 +132,7 @@ def merge_runs(config: MergeConfig) -> dict:
                 "method": config.method,
                 "weights": list(weights),
                 "seed": config.seed if config.method == "select" else None,
-                "runs": [{"run": run, "adapter_sha256": _sha256(adapter_path(run))} for run in config.runs],
+                "runs": [{"run": run, "adapter_sha256": sha256_of(adapter_path(run))} for run in config.runs],
             },
             "base_model_fingerprint": base_fingerprint,
             "adapter_layers": list(adapter_layers_of(merged)),
