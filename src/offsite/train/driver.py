@@ -114,69 +114,103 @@ def _resume(job: TrainingJob) -> Checkpoint | None:
     return checkpoint
 
 
+@dataclass
+class _Run:
+    """Where a run of :func:`drive` stands: the prepared model and optimizer, its step, the selection and the best
+    trainable state so far, the losses since the last metrics line, and the last evaluation."""
+
+    job: TrainingJob
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    step: int
+    selection: Selection
+    best: dict[str, torch.Tensor] | None
+    losses: list[float]
+    last_eval: dict[str, Any] | None = None
+
+    @classmethod
+    def start(cls, job: TrainingJob) -> "_Run":
+        """From the job's checkpoint when it has one (weights, optimizer, scheduler, random state), else step 0."""
+        accelerator = job.accelerator
+        checkpoint = _resume(job)
+        # The scheduler is stepped by hand once per optimizer step, so it is not handed to accelerate (which would
+        # step it once per process).
+        model, optimizer = accelerator.prepare(job.model, job.optimizer)
+        if checkpoint is None:
+            run = cls(job, model, optimizer, 0, job.selection, None, [])
+        else:
+            if accelerator.scaler is not None and checkpoint.scaler is not None:
+                accelerator.scaler.load_state_dict(checkpoint.scaler)
+            restore_rng(checkpoint.rng, accelerator.process_index)
+            run = cls(job, model, optimizer, checkpoint.step, Selection.from_json(checkpoint.best_record),
+                      checkpoint.best, checkpoint.losses)
+        if accelerator.is_main_process:
+            job.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+            prepare_metrics(job.metrics_path, run.step if checkpoint else None)
+        accelerator.wait_for_everyone()
+        return run
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.job.accelerator.is_main_process:
+            epoch = self.step / self.job.schedule.per_epoch
+            append_metrics(self.job.metrics_path, {"step": self.step, "epoch": epoch, **record})
+
+    def evaluate(self) -> None:
+        """Score the model now; its trainable state becomes the best when the selection prefers this score."""
+        scores = self.job.evaluate(self.job.accelerator.unwrap_model(self.model))
+        self.last_eval = {"step": self.step, **scores}
+        self.log({f"eval_{k}": v for k, v in scores.items()})
+        if self.selection.offer(self.step, scores):
+            self.best = cpu_copy(self.job.trainable)
+        self.job.accelerator.print(f"offsite: step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+
+    def advance(self) -> float:
+        """One optimizer step, then the metrics line, evaluation and checkpoint that fall on the new step."""
+        job, schedule = self.job, self.job.schedule
+        batches = job.batches(*divmod(self.step, schedule.per_epoch))
+        loss = train_step(job.accelerator, self.model, self.optimizer, batches, list(job.trainable.values()),
+                          schedule.max_grad_norm)
+        if not job.accelerator.optimizer_step_was_skipped:  # an fp16 overflow skips the step, and so the schedule
+            job.scheduler.step()
+        self.step += 1
+        self.losses.append(loss)
+        if self.step % schedule.log_every == 0 or self.step == schedule.total:
+            self.log({"loss": sum(self.losses) / len(self.losses), "lr": job.scheduler.get_last_lr()[0]})
+            self.losses = []
+        if schedule.evaluates_at(self.step):
+            self.evaluate()
+        if self.step % schedule.save_every == 0 and self.step < schedule.total:
+            save_run_checkpoint(job.accelerator, job.checkpoint_dir, self.step, job.identity, job.trainable, self.best,
+                                self.selection.to_json(), self.optimizer, job.scheduler, self.losses)
+        return loss
+
+    def stops_early(self) -> bool:
+        """Whether ``stop_after_steps`` stops the run here, as if it were killed."""
+        stop, total = self.job.schedule.stop_after_steps, self.job.schedule.total
+        return stop is not None and stop <= self.step < total
+
+
 def drive(job: TrainingJob, progress: bool = True) -> DriveResult:
     """Train ``job`` from its checkpoint (or from the start) to the end of its schedule, or until it is stopped."""
-    accelerator, schedule = job.accelerator, job.schedule
+    accelerator, total = job.accelerator, job.schedule.total
+    run = _Run.start(job)
+    start_step = run.step
+    if run.step == 0:
+        run.evaluate()  # the score of the untrained start (a candidate only when the selection includes it)
+    run.model.train()
     main = accelerator.is_main_process
-    checkpoint = _resume(job)
-    step = start_step = checkpoint.step if checkpoint else 0
-    best = checkpoint.best if checkpoint else None
-    selection = Selection.from_json(checkpoint.best_record) if checkpoint else job.selection
-    losses: list[float] = checkpoint.losses if checkpoint else []
-    last_eval: dict[str, Any] | None = None
-    # The scheduler is stepped by hand once per optimizer step, so it is not handed to accelerate (which would
-    # step it once per process).
-    model, optimizer = accelerator.prepare(job.model, job.optimizer)
-    if checkpoint is not None:
-        if accelerator.scaler is not None and checkpoint.scaler is not None:
-            accelerator.scaler.load_state_dict(checkpoint.scaler)
-        restore_rng(checkpoint.rng, accelerator.process_index)
-    if main:
-        job.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        prepare_metrics(job.metrics_path, step if checkpoint else None)
-    accelerator.wait_for_everyone()
-
-    def log(record: dict[str, Any]) -> None:
-        if main:
-            append_metrics(job.metrics_path, {"step": step, "epoch": step / schedule.per_epoch, **record})
-
-    def evaluate() -> None:
-        nonlocal best, last_eval
-        scores = job.evaluate(accelerator.unwrap_model(model))
-        last_eval = {"step": step, **scores}
-        log({f"eval_{k}": v for k, v in scores.items()})
-        if selection.offer(step, scores):
-            best = cpu_copy(job.trainable)
-        accelerator.print(f"offsite: step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-
-    if step == 0:
-        evaluate()  # the score of the untrained start (a candidate only when the selection includes it)
-    model.train()
-    with tqdm(total=schedule.total, initial=step, desc=job.description, unit="step", disable=not (progress and main)) as bar:
-        while step < schedule.total:
-            batches = job.batches(*divmod(step, schedule.per_epoch))
-            loss = train_step(accelerator, model, optimizer, batches, list(job.trainable.values()), schedule.max_grad_norm)
-            if not accelerator.optimizer_step_was_skipped:  # an fp16 overflow skips the step, and so the schedule
-                job.scheduler.step()
-            step += 1
-            losses.append(loss)
+    with tqdm(total=total, initial=run.step, desc=job.description, unit="step", disable=not (progress and main)) as bar:
+        while run.step < total:
+            loss = run.advance()
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{job.scheduler.get_last_lr()[0]:.2e}")
-            if step % schedule.log_every == 0 or step == schedule.total:
-                log({"loss": sum(losses) / len(losses), "lr": job.scheduler.get_last_lr()[0]})
-                losses = []
-            if schedule.evaluates_at(step):
-                evaluate()
-            if step % schedule.save_every == 0 and step < schedule.total:
-                save_run_checkpoint(accelerator, job.checkpoint_dir, step, job.identity, job.trainable, best,
-                                    selection.to_json(), optimizer, job.scheduler, losses)
-            if schedule.stop_after_steps is not None and schedule.stop_after_steps <= step < schedule.total:
+            if run.stops_early():
                 accelerator.wait_for_everyone()
-                return DriveResult(False, step, start_step, selection, last_eval)
-
-    load_into(job.trainable, best, "the best state")
+                return DriveResult(False, run.step, start_step, run.selection, run.last_eval)
+    load_into(job.trainable, run.best, "the best state")
+    selection = run.selection
     accelerator.print(f"offsite: kept step {selection.best['step']} (best {selection.metric} {selection.best['score']:.4f})")
     warning = selection.warning()
     if warning:
         accelerator.print(f"offsite: warning: {warning}", file=sys.stderr)
-    return DriveResult(True, step, start_step, selection, last_eval)
+    return DriveResult(True, run.step, start_step, selection, run.last_eval)
