@@ -18,32 +18,13 @@ from offsite.experiment import Cell, Emulator, EmulatorSummary, Estimate, Part, 
 from offsite.experiment import reading, runner
 from offsite.experiment.artifacts import choose_run
 from offsite.experiment.estimates import Sample, difference, gain_share, over_seeds, paired_difference
-from offsite.models.tiny import tiny_model, tiny_tokenizer
+
+from experiment_support import config_for, make_experiment_root
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("experiment")
-    tiny_model("llama", num_layers=6).save_pretrained(root / "model")
-    tiny_tokenizer().save_pretrained(root / "model")
-    rows = [{"prompt": f"Q{i}: pick", "choices": ["aa", "bb", "cc"], "gold": i % 3} for i in range(16)]
-    (root / "task.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return root
-
-
-def config_for(root, **overrides):
-    task = str(root / "task.jsonl")
-    data = {
-        "model": str(root / "model"), "tasks": [task], "strategies": ["uniform", "crash"], "keep": 2,
-        "adapter": [1, 1], "seeds": [0],
-        "similarity": {"task": task, "split": "train", "limit": 16},
-        "train": {"split": "train", "limit": 8, "select_split": "validation", "select_limit": 4, "epochs": 1,
-                  "batch_size": 4, "lr": 1e-3},
-        "eval": {"split": "test", "limit": 6, "batch_size": 8},
-        "fidelity": {"limit": 4, "text_limit": 4},
-        **overrides,
-    }
-    return experiment_from_dict(data)
+    return make_experiment_root(tmp_path_factory.mktemp("experiment"))
 
 
 WORDS = "the a cat dog sun owl sees eats finds likes red small big old".split()

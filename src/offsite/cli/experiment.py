@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "task, emulator (strategy x keep x distilled or not) and seed of CONFIG.yaml, with merged plug-ins where it "
         "asks. Each cell is one small JSON file in the config's results_dir (default: --out); a cell found there is "
         "reused without loading anything, so a stopped run continues, on another machine too. Bundles and runs "
-        "live under --out and are rebuilt when a missing cell needs them.",
+        "live under --out and are rebuilt when a missing cell needs them. The same command run N times at once (same "
+        "--out, one machine) shares the work: each process takes the cells, bundles and runs no other is making.",
     )
     experiment.add_argument("config", help="YAML file (see configs/ for examples)")
     experiment.add_argument("--out", required=True, help="experiment directory")

@@ -4,6 +4,7 @@ adapters. None of them is needed again once the cells that use them are scored."
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +23,7 @@ from ..train.merge import MergeConfig, merge_runs
 from ..train.validation import is_better
 from .cells import Emulator
 from .config import ExperimentConfig
+from .locks import Locks
 from .owner import emulate
 
 
@@ -43,11 +45,17 @@ def choose_run(runs: dict[float, Path]) -> tuple[Path, dict[str, Any]]:
 
 
 class Artifacts:
-    """The bundles, runs and merged adapters under ``out`` for ``config``; ``base`` gives the loaded full model."""
+    """The bundles, runs and merged adapters under ``out`` for ``config``; ``base`` gives the loaded full model.
+    Each missing one is made under its lock (see :mod:`.locks`): :class:`.locks.Busy` while another process makes
+    it."""
 
     def __init__(self, config: ExperimentConfig, out: Path,
                  base: Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]], log: Callable[[str], None]):
         self.config, self.out, self.base, self.log = config, out, base, log
+        self.locks = Locks(out)
+
+    def _lock(self, path: Path) -> contextlib.AbstractContextManager[None]:
+        return self.locks.hold(str(path.relative_to(self.out)))
 
     def bundle_dir(self, emulator: Emulator, task: str) -> Path:
         """One bundle per emulator, or per emulator and task where each task has its own similarity."""
@@ -67,6 +75,12 @@ class Artifacts:
         path = self.bundle_dir(emulator, task)
         if is_bundle(path):
             return path
+        with self._lock(path):
+            if not is_bundle(path):  # made by another process while this one waited for the lock
+                self._make_bundle(emulator, task, path)
+        return path
+
+    def _make_bundle(self, emulator: Emulator, task: str, path: Path) -> None:
         config = self.config
         if emulator.distilled:
             plain = self.ensure_bundle(replace(emulator, distilled=False), task)
@@ -74,7 +88,7 @@ class Artifacts:
             settings = config.distillation.distill_config(str(plain), str(path), config.model, config.tasks)
             if not distill(settings, teacher=self.base()[0]).completed:
                 raise OffsiteError(f"the distillation of {plain} stopped early; run the experiment again to resume")
-            return path
+            return
         self.log(f"== emulator: {config.label(emulator)}")
         model, tokenizer = self.base()
         emulator_config = EmulatorConfig(config.spec(emulator.strategy), emulator.keep, config.default_adapter,
@@ -82,7 +96,6 @@ class Artifacts:
         layer_map, _ = emulate(model, tokenizer, emulator_config, path, config.model, config.similarity_file,
                                config.fidelity)
         self.log(f"   layer map: {layer_map.describe()}")
-        return path
 
     def finetune_config(self, task: str, seed: int, emulator: Emulator | None, lr: float) -> FinetuneConfig:
         """The run of ``emulator``'s adapter (None: the full model's) at ``lr``."""
@@ -98,15 +111,17 @@ class Artifacts:
     def ensure_run(self, task: str, seed: int, emulator: Emulator | None) -> tuple[Path, dict[str, Any]]:
         """The run of ``emulator`` (None: the full model) for ``seed``: every learning rate trained unless done,
         the best on validation chosen (see :func:`choose_run`)."""
-        runs = {}
-        for lr in self.config.train.lrs:
-            out = self.run_dir(task, seed, emulator, lr)
-            # The experiment directory's config.json pins these settings, so a finished run is taken as it is.
-            if not (out / MANIFEST).is_file():
-                what = self.config.label(emulator) if emulator else "full model"
-                self.log(f"== fine-tune: {what} on {task} (seed {seed}, lr {lr:g})")
-                finetune(self.finetune_config(task, seed, emulator, lr))
-            runs[lr] = out
+        # The experiment directory's config.json pins these settings, so a finished run is taken as it is.
+        runs = {lr: self.run_dir(task, seed, emulator, lr) for lr in self.config.train.lrs}
+        missing = [lr for lr, out in runs.items() if not (out / MANIFEST).is_file()]
+        if missing:
+            with self._lock(runs[missing[0]].parent):
+                for lr in missing:
+                    if not (runs[lr] / MANIFEST).is_file():
+                        settings = self.finetune_config(task, seed, emulator, lr)  # makes the bundle first
+                        what = self.config.label(emulator) if emulator else "full model"
+                        self.log(f"== fine-tune: {what} on {task} (seed {seed}, lr {lr:g})")
+                        finetune(settings)
         return choose_run(runs)
 
     def ensure_merged(self, task: str, emulator: Emulator, method: str) -> tuple[Path, dict[str, Any]]:
@@ -114,7 +129,9 @@ class Artifacts:
         chosen = [self.ensure_run(task, seed, emulator) for seed in self.config.seeds]
         out = self.merged_dir(task, emulator, method)
         if not (out / MANIFEST).is_file():
-            self.log(f"== merge: {self.config.label(emulator)} on {task} ({method})")
-            merge_runs(MergeConfig(tuple(str(run) for run, _ in chosen), str(out), method))
+            with self._lock(out):
+                if not (out / MANIFEST).is_file():
+                    self.log(f"== merge: {self.config.label(emulator)} on {task} ({method})")
+                    merge_runs(MergeConfig(tuple(str(run) for run, _ in chosen), str(out), method))
         return out, {"merge": {"method": method, "seeds": list(self.config.seeds),
                                "lrs": [record["lr"] for _, record in chosen]}}

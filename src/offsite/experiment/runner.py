@@ -7,6 +7,10 @@ holds one small JSON file per cell under ``cells/``: the scores with their stand
 (the bundle's share of the full model and its fidelity, the learning rate and step chosen) and the settings they
 were measured with. A cell whose file is there is taken as it is, without loading anything; a missing one rebuilds
 the heavy files it needs. So an experiment stopped on one machine continues on another from its results directory.
+
+Work is shared two ways. Processes of one machine given the same ``--out`` share it cell by cell: each takes the
+next cell, bundle or run that no other is making (:mod:`.locks`), so two processes on two cores keep both busy to
+the end. Processes on several machines (or with their own ``--out``) take a :class:`Part` each.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -31,8 +36,10 @@ from ..train.loop import ADAPTER_FILE, MODEL_DIR
 from .artifacts import Artifacts
 from .cells import EMULATOR_FT, EMULATOR_ZS, FULL_FT, FULL_ZS, PLUG_IN, Cell, Part, merged_row
 from .config import ExperimentConfig
+from .locks import Busy
 
 CONFIG_FILE = "config.json"
+BUSY_POLL_SECONDS = 5.0  # how often a process whose remaining cells are all another process's looks again
 Loaded = tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]  # a model to score, and what to record
 
 
@@ -187,8 +194,29 @@ class Experiment:
             yield loaded
 
     def run(self, part: Part | None = None) -> list[dict[str, Any]]:
-        """Every cell's record (of ``part`` only, when given), measuring the missing ones."""
-        return [self.result(cell) for cell in self.cells(part)]
+        """Every cell's record (of ``part`` only, when given), measuring the missing ones. A cell that another
+        process is measuring, or whose bundle or run another process is making (see :mod:`.locks`), waits until
+        the cells after it are done or taken."""
+        cells = self.cells(part)
+        records: dict[Cell, dict[str, Any]] = {}
+        pending, announced = cells, set()
+        while pending:
+            waiting = []
+            for cell in pending:
+                name = str(self.cell_file(cell).relative_to(self.results))
+                try:
+                    with self.artifacts.locks.hold(name):
+                        records[cell] = self.result(cell)
+                except Busy as busy:
+                    if cell not in announced:
+                        what = "measuring it" if str(busy) == name else f"making {busy}"
+                        self.log(f"== later: {name} (another process is {what} now)")
+                        announced.add(cell)
+                    waiting.append(cell)
+            if len(waiting) == len(pending):
+                time.sleep(BUSY_POLL_SECONDS)
+            pending = waiting
+        return [records[cell] for cell in cells]
 
     def landscape_dir(self, task: str, seed: int) -> Path:
         return self.out / "landscapes" / get_task(task).name / f"seed{seed}"
@@ -197,9 +225,10 @@ class Experiment:
         """The landscape ``config`` in ``out``, computed unless it is there already, finished, with these settings."""
         record = finished_landscape(out, config)
         if record is None:
-            self.log(f"== landscape: {' → '.join(config.labels)} on {config.task}")
-            model, tokenizer = self.base()
-            record = compute_landscape(model, tokenizer, config, out, log=lambda line: self.log("   " + line))
+            with self.artifacts.locks.hold(str(out.relative_to(self.out))):
+                self.log(f"== landscape: {' → '.join(config.labels)} on {config.task}")
+                model, tokenizer = self.base()
+                record = compute_landscape(model, tokenizer, config, out, log=lambda line: self.log("   " + line))
         return record
 
     def landscapes(self) -> None:
@@ -217,7 +246,12 @@ class Experiment:
                     label = config.label(emulator)
                     where = self.landscape_dir(task, seed) / config.emulator_name(emulator)
                     kinds = config.landscape.landscapes(config.model, task, full, run, label, config.eval.batch_size)
-                    records = {kind: self.ensure_landscape(c, where / kind) for kind, c in kinds.items()}
+                    records = {}
+                    for kind, landscape in kinds.items():
+                        try:
+                            records[kind] = self.ensure_landscape(landscape, where / kind)
+                        except Busy:
+                            self.log(f"== skipped: the landscape {where / kind} (another process is computing it)")
                     if "line" in records:
                         lines[f"Full FT → {label} plug-in"] = records["line"]
                 if lines:
