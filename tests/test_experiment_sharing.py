@@ -92,7 +92,9 @@ def test_a_cell_another_process_holds_is_measured_after_the_others(setup, tmp_pa
 
 
 def test_two_processes_with_one_out_measure_every_cell_once(setup, tmp_path):
-    config = config_for(setup, keep=[1, 2], seeds=[0, 1], merge=["average"])
+    train = {"split": "train", "limit": 8, "select_split": "validation", "select_limit": 4, "epochs": 1,
+             "batch_size": 4, "lr": [1e-3, 3e-3]}
+    config = config_for(setup, keep=[1, 2], seeds=[0, 1], merge=["average"], train=train)
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config.to_json()))
     command = [sys.executable, "-m", "offsite", "experiment", str(path), "--out", str(tmp_path / "out")]
@@ -109,6 +111,7 @@ def test_two_processes_with_one_out_measure_every_cell_once(setup, tmp_path):
     # Full ZS and Full FT per seed; per emulator (uniform and crash, keep 1 and 2): ZS, FT and plug-in per seed, merge.
     assert len(cells) == 1 + 2 + 4 * (1 + 2 * 2 + 1) and len(scored) == len(set(scored)) == len(cells)
     trained = [line for line in lines if line.startswith("== fine-tune")]
-    assert len(trained) == len(set(trained)) == 2 + 4 * 2  # every run trained once, by one process or the other
+    # Every run (per seed and learning rate) trained once, by one process or the other.
+    assert len(trained) == len(set(trained)) == (2 + 4 * 2) * 2
     tables = [stdout[stdout.index("| Setting"):stdout.index("\nwrote ")] for stdout, _ in outputs]
     assert tables[0] == tables[1]

@@ -23,7 +23,7 @@ from ..train.merge import MergeConfig, merge_runs
 from ..train.validation import is_better
 from .cells import Emulator
 from .config import ExperimentConfig
-from .locks import Locks
+from .locks import Busy, Locks
 from .owner import emulate
 
 
@@ -113,15 +113,21 @@ class Artifacts:
         the best on validation chosen (see :func:`choose_run`)."""
         # The experiment directory's config.json pins these settings, so a finished run is taken as it is.
         runs = {lr: self.run_dir(task, seed, emulator, lr) for lr in self.config.train.lrs}
-        missing = [lr for lr, out in runs.items() if not (out / MANIFEST).is_file()]
-        if missing:
-            with self._lock(runs[missing[0]].parent):
-                for lr in missing:
-                    if not (runs[lr] / MANIFEST).is_file():
+        busy = None
+        for lr, out in runs.items():
+            if (out / MANIFEST).is_file():
+                continue
+            try:  # each learning rate under its own lock, so that two processes train two of them at once
+                with self._lock(out):
+                    if not (out / MANIFEST).is_file():
                         settings = self.finetune_config(task, seed, emulator, lr)  # makes the bundle first
                         what = self.config.label(emulator) if emulator else "full model"
                         self.log(f"== fine-tune: {what} on {task} (seed {seed}, lr {lr:g})")
                         finetune(settings)
+            except Busy as error:
+                busy = error
+        if busy is not None:
+            raise busy
         return choose_run(runs)
 
     def ensure_merged(self, task: str, emulator: Emulator, method: str) -> tuple[Path, dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Several processes of one machine measuring one experiment directory at once, each taking what no other is doing.
 
-The rule: before a process measures a cell or makes a heavy file (a bundle, the runs of a seed, a merged adapter),
+The rule: before a process measures a cell or makes a heavy file (a bundle, a fine-tuning run at one learning rate, a merged adapter),
 it takes that thing's lock, an exclusive ``flock`` on a file under ``OUT/.locks``, without waiting. A lock another
 live process holds raises :class:`Busy`, and the runner moves on to the next cell and comes back to this one later
 (by then, usually, to read the cell's file). The operating system drops the locks of a process that ends or is
