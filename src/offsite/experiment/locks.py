@@ -1,11 +1,12 @@
 """Several processes of one machine measuring one experiment directory at once, each taking what no other is doing.
 
-The rule: before a process measures a cell or makes a heavy file (a bundle, a fine-tuning run at one learning rate, a merged adapter),
-it takes that thing's lock, an exclusive ``flock`` on a file under ``OUT/.locks``, without waiting. A lock another
-live process holds raises :class:`Busy`, and the runner moves on to the next cell and comes back to this one later
-(by then, usually, to read the cell's file). The operating system drops the locks of a process that ends or is
-killed, so a stopped run leaves none behind. A process may take a lock it holds already (a cell's lock, then the
-lock of a run the cell needs). Locks cover one machine's processes: parts on several machines use ``--part``.
+The rule: before a process measures a cell or makes a heavy file (a bundle, a fine-tuning run at one learning
+rate, a merged adapter), it takes that thing's lock, an exclusive ``flock`` on a file under ``OUT/.locks``, without
+waiting. A lock another live process holds raises :class:`Busy`, and the runner moves on to the next cell and comes
+back to this one later (by then, usually, to read the cell's file). The operating system drops the locks of a
+process that ends or is killed, so a stopped run leaves none behind. A process may take a lock it holds already (a
+cell's lock, then the lock of a run the cell needs). Locks cover one machine's processes: parts on several machines
+use ``--part``.
 """
 
 from __future__ import annotations
