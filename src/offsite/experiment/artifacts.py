@@ -4,7 +4,7 @@ adapters. None of them is needed again once the cells that use them are scored."
 
 from __future__ import annotations
 
-import contextlib
+import functools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -54,8 +54,14 @@ class Artifacts:
         self.config, self.out, self.base, self.log = config, out, base, log
         self.locks = Locks(out)
 
-    def _lock(self, path: Path) -> contextlib.AbstractContextManager[None]:
-        return self.locks.hold(str(path.relative_to(self.out)))
+    def _make_once(self, path: Path, done: Callable[[], bool], make: Callable[[], None]) -> None:
+        """``make()`` the file or directory ``path`` unless ``done()``: under ``path``'s lock, asking again once the
+        lock is held (another process may have made it meanwhile)."""
+        if done():
+            return
+        with self.locks.hold(str(path.relative_to(self.out))):
+            if not done():
+                make()
 
     def bundle_dir(self, emulator: Emulator, task: str) -> Path:
         """One bundle per emulator, or per emulator and task where each task has its own similarity."""
@@ -73,11 +79,7 @@ class Artifacts:
     def ensure_bundle(self, emulator: Emulator, task: str) -> Path:
         """The bundle of ``emulator``, built (with its fidelity in the manifest) or distilled from the plain one."""
         path = self.bundle_dir(emulator, task)
-        if is_bundle(path):
-            return path
-        with self._lock(path):
-            if not is_bundle(path):  # made by another process while this one waited for the lock
-                self._make_bundle(emulator, task, path)
+        self._make_once(path, lambda: is_bundle(path), lambda: self._make_bundle(emulator, task, path))
         return path
 
     def _make_bundle(self, emulator: Emulator, task: str, path: Path) -> None:
@@ -108,6 +110,12 @@ class Artifacts:
         return train.finetune_config(lr, task=task, out=str(self.run_dir(task, seed, emulator, lr)), seed=seed,
                                      select=config.metric_for(task), **source)
 
+    def _train(self, task: str, seed: int, emulator: Emulator | None, lr: float) -> None:
+        settings = self.finetune_config(task, seed, emulator, lr)  # makes the bundle first
+        self.log(f"== fine-tune: {self.config.label(emulator) if emulator else 'full model'} on {task} "
+                 f"(seed {seed}, lr {lr:g})")
+        finetune(settings)
+
     def ensure_run(self, task: str, seed: int, emulator: Emulator | None) -> tuple[Path, dict[str, Any]]:
         """The run of ``emulator`` (None: the full model) for ``seed``: every learning rate trained unless done,
         the best on validation chosen (see :func:`choose_run`)."""
@@ -115,15 +123,8 @@ class Artifacts:
         runs = {lr: self.run_dir(task, seed, emulator, lr) for lr in self.config.train.lrs}
         busy = None
         for lr, out in runs.items():
-            if (out / MANIFEST).is_file():
-                continue
             try:  # each learning rate under its own lock, so that two processes train two of them at once
-                with self._lock(out):
-                    if not (out / MANIFEST).is_file():
-                        settings = self.finetune_config(task, seed, emulator, lr)  # makes the bundle first
-                        what = self.config.label(emulator) if emulator else "full model"
-                        self.log(f"== fine-tune: {what} on {task} (seed {seed}, lr {lr:g})")
-                        finetune(settings)
+                self._make_once(out, (out / MANIFEST).is_file, functools.partial(self._train, task, seed, emulator, lr))
             except Busy as error:
                 busy = error
         if busy is not None:
@@ -134,10 +135,10 @@ class Artifacts:
         """The adapter merged by ``method`` from the chosen run of every seed."""
         chosen = [self.ensure_run(task, seed, emulator) for seed in self.config.seeds]
         out = self.merged_dir(task, emulator, method)
-        if not (out / MANIFEST).is_file():
-            with self._lock(out):
-                if not (out / MANIFEST).is_file():
-                    self.log(f"== merge: {self.config.label(emulator)} on {task} ({method})")
-                    merge_runs(MergeConfig(tuple(str(run) for run, _ in chosen), str(out), method))
+        def merge() -> None:
+            self.log(f"== merge: {self.config.label(emulator)} on {task} ({method})")
+            merge_runs(MergeConfig(tuple(str(run) for run, _ in chosen), str(out), method))
+
+        self._make_once(out, (out / MANIFEST).is_file, merge)
         return out, {"merge": {"method": method, "seeds": list(self.config.seeds),
                                "lrs": [record["lr"] for _, record in chosen]}}
